@@ -36,5 +36,8 @@ fi
 if command -v rustup >/dev/null; then
   rustup target list --installed | grep -q x86_64-unknown-linux-musl ||
     rustup target add x86_64-unknown-linux-musl
+  for c in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+  done
 fi
 echo "setup: ok"

@@ -39,4 +39,8 @@ part_loop() {
 mount_track() { mount "$@"; MOUNTS+=("${!#}"); }
 
 # 6 random lowercase letters, as XenServer's installer suffixes its labels
-label_suffix() { tr -dc 'a-z' </dev/urandom | head -c6; }
+label_suffix() {
+  local s="" i letters=abcdefghijklmnopqrstuvwxyz
+  for i in 1 2 3 4 5 6; do s+=${letters:RANDOM % 26:1}; done
+  echo "$s"
+}

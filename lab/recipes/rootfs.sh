@@ -17,8 +17,6 @@ R=$WORK/root
 echo "deb $MIRROR bookworm main" >"$R/etc/apt/sources.list"
 mount_track --bind /dev "$R/dev"; mount_track -t proc proc "$R/proc"; mount_track -t sysfs sys "$R/sys"
 printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"; chmod +x "$R/usr/sbin/policy-rc.d"
-mkdir -p "$R/etc/dracut.conf.d"
-cp "$(dirname "$0")/../guest/dracut-lab.conf" "$R/etc/dracut.conf.d/10-lab.conf"
 cat >"$R/tmp/debconf.sel" <<'DS'
 grub-pc grub-pc/install_devices multiselect
 grub-pc grub-pc/install_devices_empty boolean true

@@ -1,1 +1,114 @@
-fn main() {}
+//! `xenraid-lab`: builds the XenServer-shaped guest images and runs the proof scenarios.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::time::Instant;
+use xenraid_lab::{images, scenarios, vm};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "QEMU lab for xenraid: real kernels, real md, real boot, real disk loss"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build (or find in the cache) guest images: xs7-bios, xs65-bios, xcpng8-uefi.
+    Image { profiles: Vec<String> },
+    /// List the scenarios and their tier.
+    List,
+    /// Run scenarios by name, or a tier: `core` (CI) or `full` (every scenario).
+    Run {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let lab = images::Lab::new()?;
+    match cli.command {
+        Cmd::Image { profiles } => {
+            let profiles = if profiles.is_empty() {
+                images::PROFILES.iter().map(|s| s.to_string()).collect()
+            } else {
+                profiles
+            };
+            for p in profiles {
+                let t = Instant::now();
+                let img = lab.image(&p)?;
+                println!(
+                    "{p}: {} ({:.1} s)",
+                    img.dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
+            }
+        }
+        Cmd::List => {
+            for s in scenarios::all() {
+                println!(
+                    "{:<24} {:<5} {}",
+                    s.name,
+                    if s.core { "core" } else { "full" },
+                    s.about
+                );
+            }
+        }
+        Cmd::Run { names } => run(&lab, &names)?,
+    }
+    Ok(())
+}
+
+fn run(lab: &images::Lab, names: &[String]) -> Result<()> {
+    let all = scenarios::all();
+    let mut selected = Vec::new();
+    for n in names {
+        match n.as_str() {
+            "core" => selected.extend(all.iter().filter(|s| s.core)),
+            "full" => selected.extend(all.iter()),
+            _ => match all.iter().find(|s| s.name == n) {
+                Some(s) => selected.push(s),
+                None => bail!("unknown scenario {n:?} (see `xenraid-lab list`)"),
+            },
+        }
+    }
+    eprintln!("lab: accelerator {:?}", vm::detect_accel());
+    let mut results = Vec::new();
+    for s in selected {
+        let t = Instant::now();
+        let mut ctx = scenarios::Ctx::new(lab, s.name)?;
+        let r = (s.run)(&mut ctx);
+        ctx.cleanup(r.is_ok());
+        if let Err(e) = &r {
+            eprintln!("[{}] FAILED: {e:?}", s.name);
+        }
+        results.push((s.name, r.is_ok(), t.elapsed(), ctx.phases));
+    }
+    println!(
+        "\n{:<24} {:<6} {:>9}  phases (s)",
+        "scenario", "result", "wall (s)"
+    );
+    for (name, ok, wall, phases) in &results {
+        let ph: Vec<String> = phases
+            .iter()
+            .map(|(n, d)| format!("{n} {:.0}", d.as_secs_f64()))
+            .collect();
+        println!(
+            "{:<24} {:<6} {:>9.0}  {}",
+            name,
+            if *ok { "pass" } else { "FAIL" },
+            wall.as_secs_f64(),
+            ph.join(", ")
+        );
+    }
+    let failed = results.iter().filter(|r| !r.1).count();
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    if failed > 0 {
+        bail!("{failed} scenario(s) failed");
+    }
+    Ok(())
+}

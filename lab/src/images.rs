@@ -1,0 +1,285 @@
+//! Guest images built from recipes and cached under a directory keyed by a hash of the
+//! recipe: an unchanged recipe costs a hash and a directory lookup.
+
+use crate::vm::{Boot, Disk, Vm, VmConfig, OVMF_VARS};
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub const PROFILES: &[&str] = &["xs7-bios", "xs65-bios", "xcpng8-uefi"];
+/// Serial of the system disk in every guest (the recipe writes it into xensource-inventory).
+pub const SYSTEM_SERIAL: &str = "XRLAB-SYS0";
+pub const SYSTEM_WWN: u64 = 0x5000c500a0000001;
+
+pub struct Lab {
+    pub dir: PathBuf,
+    src: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub profile: String,
+    pub dir: PathBuf,
+    pub facts: BTreeMap<String, String>,
+}
+
+impl Image {
+    pub fn disk(&self) -> PathBuf {
+        self.dir.join("disk.raw")
+    }
+    pub fn fact(&self, key: &str) -> &str {
+        self.facts.get(key).map(String::as_str).unwrap_or("")
+    }
+    pub fn is_uefi(&self) -> bool {
+        self.profile.ends_with("-uefi")
+    }
+    /// A copy-on-write overlay of the system disk: the cached image itself is never written.
+    pub fn system_disk(&self, dest: &Path) -> Result<Disk> {
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            "raw",
+            "-b",
+            &self.disk().display().to_string(),
+            &dest.display().to_string(),
+        ])?;
+        Ok(Disk::new(dest, SYSTEM_SERIAL, SYSTEM_WWN))
+    }
+    /// A fresh OVMF variable store for a UEFI guest (boot entries persist in it).
+    pub fn uefi_vars(&self, dest: &Path) -> Result<Option<PathBuf>> {
+        if !self.is_uefi() {
+            return Ok(None);
+        }
+        fs::copy(OVMF_VARS, dest)?;
+        Ok(Some(dest.to_path_buf()))
+    }
+}
+
+pub fn qemu_img(args: &[&str]) -> Result<()> {
+    let st = Command::new("qemu-img")
+        .args(args)
+        .status()
+        .context("qemu-img (run scripts/setup.sh)")?;
+    if !st.success() {
+        bail!("qemu-img {} failed: {st}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// A blank disk (qcow2, sparse) of `size` such as "4G".
+pub fn blank_disk(path: &Path, size: &str, serial: &str, wwn: u64) -> Result<Disk> {
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        &path.display().to_string(),
+        size,
+    ])?;
+    Ok(Disk::new(path, serial, wwn))
+}
+
+impl Lab {
+    pub fn new() -> Result<Lab> {
+        let dir = std::env::var_os("XENRAID_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/xenraid-lab"));
+        fs::create_dir_all(&dir)?;
+        Ok(Lab {
+            dir,
+            src: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        })
+    }
+
+    fn recipe(&self, name: &str) -> PathBuf {
+        self.src.join("recipes").join(name)
+    }
+
+    fn hash_files(&self, parts: &[&str], extra: &str) -> Result<String> {
+        let mut h = Sha256::new();
+        for p in parts {
+            let path = self.src.join(p);
+            h.update(p.as_bytes());
+            h.update(fs::read(&path).with_context(|| format!("read {}", path.display()))?);
+        }
+        h.update(extra.as_bytes());
+        Ok(hex::encode(&h.finalize()[..8]))
+    }
+
+    fn rootfs_key(&self) -> Result<String> {
+        self.hash_files(&["recipes/common.sh", "recipes/rootfs.sh"], "")
+    }
+
+    fn image_key(&self, profile: &str) -> Result<String> {
+        let rootfs = self.rootfs_key()?;
+        self.hash_files(
+            &[
+                "recipes/common.sh",
+                "recipes/image.sh",
+                "guest/xenraid-lab-agent",
+                "guest/xenraid-lab-agent.service",
+                "guest/xe",
+                "guest/dracut-lab.conf",
+                "src/images.rs",
+            ],
+            &format!("{profile}:{rootfs}"),
+        )
+    }
+
+    fn lock(&self) -> Result<fs::File> {
+        let f = fs::File::create(self.dir.join(".build.lock"))?;
+        f.lock()?;
+        Ok(f)
+    }
+
+    pub fn rootfs(&self) -> Result<PathBuf> {
+        let path = self.dir.join(format!("rootfs-{}.tar", self.rootfs_key()?));
+        if path.exists() {
+            return Ok(path);
+        }
+        let t = Instant::now();
+        eprintln!("lab: building the guest root filesystem (debootstrap + apt, ~3 min)");
+        run_recipe(
+            Command::new("bash")
+                .arg(self.recipe("rootfs.sh"))
+                .arg(&path),
+        )?;
+        eprintln!("lab: rootfs built in {:.0} s", t.elapsed().as_secs_f64());
+        Ok(path)
+    }
+
+    /// The cached image for `profile`, built first if its recipe changed.
+    pub fn image(&self, profile: &str) -> Result<Image> {
+        if !PROFILES.contains(&profile) {
+            bail!("unknown image {profile:?}; known: {}", PROFILES.join(", "));
+        }
+        let _lock = self.lock()?;
+        let dir = self
+            .dir
+            .join("images")
+            .join(format!("{profile}-{}", self.image_key(profile)?));
+        if !dir.join(".complete").exists() {
+            self.build(profile, &dir)?;
+        }
+        let facts = parse_env(&fs::read_to_string(dir.join("facts.env"))?);
+        Ok(Image {
+            profile: profile.to_string(),
+            dir,
+            facts,
+        })
+    }
+
+    fn build(&self, profile: &str, dir: &Path) -> Result<()> {
+        let t = Instant::now();
+        let rootfs = self.rootfs()?;
+        let tmp = dir.with_extension("building");
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp)?;
+        eprintln!("lab: building image {profile}");
+        run_recipe(
+            Command::new("bash")
+                .arg(self.recipe("image.sh"))
+                .arg(profile)
+                .arg(&rootfs)
+                .arg(&tmp),
+        )?;
+        let facts = parse_env(&fs::read_to_string(tmp.join("facts.env"))?);
+        let image = Image {
+            profile: profile.to_string(),
+            dir: tmp.clone(),
+            facts,
+        };
+        provision(&image)?;
+        fs::write(
+            tmp.join(".complete"),
+            format!("{:.1}\n", t.elapsed().as_secs_f64()),
+        )?;
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir.parent().expect("images dir"))?;
+        fs::rename(&tmp, dir)?;
+        eprintln!(
+            "lab: image {profile} built in {:.0} s",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+/// First boot of a new image: installs what can only be installed from inside (GRUB's
+/// BIOS boot code needs the guest's view of the disk), then proves the image boots
+/// through its firmware and bootloader with / where the recipe put it.
+fn provision(image: &Image) -> Result<()> {
+    let disk = Disk::new(image.disk(), SYSTEM_SERIAL, SYSTEM_WWN);
+    let vars = image.uefi_vars(&image.dir.join("provision-vars.fd"))?;
+    if image.profile == "xs7-bios" {
+        let mut vm = Vm::start(VmConfig {
+            name: "provision".into(),
+            dir: image.dir.clone(),
+            disks: vec![disk.clone()],
+            boot: Boot::Direct {
+                kernel: image.dir.join("vmlinuz"),
+                initrd: image.dir.join("initrd.img"),
+                append: image.fact("CMDLINE").to_string(),
+            },
+            uefi_vars: None,
+            memory_mb: 1536,
+        })?;
+        vm.wait_booted(Duration::from_secs(300))?;
+        let sys = disk.by_id();
+        vm.run(
+            &format!("grub-install --target=i386-pc \"$(readlink -f {sys})\""),
+            Duration::from_secs(300),
+        )?;
+        vm.shutdown(Duration::from_secs(120))?;
+    }
+    let mut vm = Vm::start(VmConfig {
+        name: "firstboot".into(),
+        dir: image.dir.clone(),
+        disks: vec![disk],
+        boot: Boot::Firmware,
+        uefi_vars: vars,
+        memory_mb: 1536,
+    })?;
+    vm.wait_booted(Duration::from_secs(300))?;
+    let label = vm.run(
+        "findmnt -n -o SOURCE / | xargs blkid -s LABEL -o value",
+        Duration::from_secs(30),
+    )?;
+    if label.stdout.trim() != image.fact("ROOT_LABEL") {
+        bail!(
+            "first boot of {}: / is labelled {:?}, expected {:?}",
+            image.profile,
+            label.stdout.trim(),
+            image.fact("ROOT_LABEL")
+        );
+    }
+    vm.shutdown(Duration::from_secs(120))?;
+    let _ = fs::remove_file(image.dir.join("provision-vars.fd"));
+    // the overlays' backing file: never written again
+    let mut perm = fs::metadata(image.disk())?.permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(image.disk(), perm)?;
+    Ok(())
+}
+
+fn run_recipe(cmd: &mut Command) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("{cmd:?}"))?;
+    if !st.success() {
+        bail!("recipe {cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}

@@ -1,0 +1,135 @@
+//! The lab's proof scenarios. Each boots real guests, acts, and asserts on real state.
+
+use crate::images::{Image, Lab};
+use crate::vm::{Boot, Disk, Vm, VmConfig};
+use anyhow::Result;
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+mod seeds;
+
+pub struct Scenario {
+    pub name: &'static str,
+    /// In the core tier, run by CI; the rest only in the full matrix.
+    pub core: bool,
+    pub about: &'static str,
+    pub run: fn(&mut Ctx) -> Result<()>,
+}
+
+pub fn all() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "seed-7.6.2",
+            core: true,
+            about: "7.6.2 seed procedure (bugs fixed) in xs7-bios",
+            run: seeds::seed_762,
+        },
+        Scenario {
+            name: "seed-6.5",
+            core: false,
+            about: "6.5 seed procedure (md 0.90, extlinux --raid) in xs65-bios",
+            run: seeds::seed_65,
+        },
+    ]
+}
+
+/// Per-run state: the run directory (disks, consoles) and the timed phases.
+pub struct Ctx<'a> {
+    pub lab: &'a Lab,
+    pub dir: PathBuf,
+    pub phases: Vec<(String, Duration)>,
+    scenario: String,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(lab: &'a Lab, scenario: &str) -> Result<Ctx<'a>> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let dir = lab.dir.join("runs").join(format!("{scenario}-{stamp}"));
+        fs::create_dir_all(&dir)?;
+        Ok(Ctx {
+            lab,
+            dir,
+            phases: Vec::new(),
+            scenario: scenario.to_string(),
+        })
+    }
+
+    /// Runs and times one phase; prints its wall time as it ends.
+    pub fn phase<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let t = Instant::now();
+        eprintln!("[{}] phase {name} …", self.scenario);
+        let r = f(self);
+        let d = t.elapsed();
+        eprintln!(
+            "[{}] phase {name}: {} in {:.1} s",
+            self.scenario,
+            if r.is_ok() { "ok" } else { "FAILED" },
+            d.as_secs_f64()
+        );
+        self.phases.push((name.to_string(), d));
+        r
+    }
+
+    pub fn image(&self, profile: &str) -> Result<Image> {
+        self.lab.image(profile)
+    }
+
+    /// Boots through the firmware with `disks` in this bus/boot order; waits for the agent.
+    pub fn boot(&self, name: &str, image: &Image, disks: &[&Disk]) -> Result<Vm> {
+        let vars = self.dir.join("uefi-vars.fd");
+        let uefi_vars = if image.is_uefi() {
+            if !vars.exists() {
+                image.uefi_vars(&vars)?;
+            }
+            Some(vars)
+        } else {
+            None
+        };
+        let mut vm = Vm::start(VmConfig {
+            name: name.to_string(),
+            dir: self.dir.clone(),
+            disks: disks.iter().map(|d| (*d).clone()).collect(),
+            boot: Boot::Firmware,
+            uefi_vars,
+            memory_mb: 1536,
+        })?;
+        let took = vm.wait_booted(Duration::from_secs(600))?;
+        eprintln!(
+            "[{}]   {name}: booted in {:.1} s",
+            self.scenario,
+            took.as_secs_f64()
+        );
+        Ok(vm)
+    }
+
+    pub fn cleanup(&self, success: bool) {
+        let keep = std::env::var_os("XENRAID_LAB_KEEP").is_some();
+        if success && !keep {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else if keep {
+            eprintln!(
+                "[{}] kept run directory (disks, consoles): {}",
+                self.scenario,
+                self.dir.display()
+            );
+        } else {
+            // disk overlays are large; keep consoles, drop disks unless asked to keep them
+            if let Ok(entries) = fs::read_dir(&self.dir) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "qcow2") {
+                        let _ = fs::remove_file(p);
+                    }
+                }
+            }
+            eprintln!(
+                "[{}] consoles kept in {} (set XENRAID_LAB_KEEP=1 to keep the disk images too)",
+                self.scenario,
+                self.dir.display()
+            );
+        }
+    }
+}

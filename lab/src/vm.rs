@@ -1,0 +1,423 @@
+//! One QEMU guest: disks on a virtio-scsi bus (so the guest sees sdX names, serials and
+//! WWNs like a real server's), the serial console to a file, QMP and the agent on sockets.
+
+use crate::agent::{Agent, Output};
+use crate::qmp::Qmp;
+use anyhow::{anyhow, Context, Result};
+use serde_json::json;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A disk as the machine sees it. The serial is what the guest's /dev/disk/by-id shows.
+#[derive(Debug, Clone)]
+pub struct Disk {
+    pub path: PathBuf,
+    pub serial: String,
+    pub wwn: u64,
+}
+
+impl Disk {
+    pub fn new(path: impl Into<PathBuf>, serial: &str, wwn: u64) -> Disk {
+        Disk {
+            path: path.into(),
+            serial: serial.to_string(),
+            wwn,
+        }
+    }
+    /// The guest-side stable name of this disk.
+    pub fn by_id(&self) -> String {
+        format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{}", self.serial)
+    }
+    fn format(&self) -> &'static str {
+        if self.path.extension().is_some_and(|e| e == "qcow2") {
+            "qcow2"
+        } else {
+            "raw"
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// Through the firmware (SeaBIOS or OVMF) and the disks' own boot code.
+    Firmware,
+    /// `-kernel/-initrd/-append`: used once while building an image, before it has a bootloader.
+    Direct {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        append: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    pub name: String,
+    pub dir: PathBuf,
+    /// In bus order: the first gets scsi-id 0 (usually sda) and the first boot priority.
+    pub disks: Vec<Disk>,
+    pub boot: Boot,
+    /// OVMF variable store to use (UEFI guests); None = SeaBIOS.
+    pub uefi_vars: Option<PathBuf>,
+    pub memory_mb: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+/// KVM only when it can really run a stock kernel: /dev/kvm must open and the CPU must
+/// advertise vmx/svm (PVM-backed /dev/kvm does not, and hangs a stock kernel at boot).
+/// `XENRAID_LAB_ACCEL=tcg|kvm` overrides.
+pub fn detect_accel() -> Accel {
+    match std::env::var("XENRAID_LAB_ACCEL").as_deref() {
+        Ok("kvm") => return Accel::Kvm,
+        Ok("tcg") => return Accel::Tcg,
+        _ => {}
+    }
+    let kvm_opens = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw_virt = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    if kvm_opens && hw_virt {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    }
+}
+
+pub struct Vm {
+    pub config: VmConfig,
+    child: Child,
+    agent: Option<Agent>,
+    qmp: Option<Qmp>,
+    pub console: PathBuf,
+    boot_id: Option<String>,
+    started: Instant,
+}
+
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+impl Vm {
+    pub fn start(config: VmConfig) -> Result<Vm> {
+        fs::create_dir_all(&config.dir)?;
+        let console = config.dir.join(format!("{}.console.log", config.name));
+        let qmp_sock = config.dir.join(format!("{}.qmp", config.name));
+        let agent_sock = config.dir.join(format!("{}.agent", config.name));
+        let _ = fs::remove_file(&qmp_sock);
+        let _ = fs::remove_file(&agent_sock);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        match detect_accel() {
+            Accel::Kvm => cmd.args(["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max"]),
+        };
+        cmd.args([
+            "-machine",
+            "pc",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+        ]);
+        cmd.args([
+            "-m",
+            &config.memory_mb.to_string(),
+            "-smp",
+            "2",
+            "-nic",
+            "none",
+        ]);
+        cmd.arg("-chardev")
+            .arg(format!("file,id=con,path={},append=on", console.display()));
+        cmd.args(["-serial", "chardev:con"]);
+        cmd.arg("-chardev").arg(format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            qmp_sock.display()
+        ));
+        cmd.args(["-mon", "chardev=qmp,mode=control"]);
+        cmd.args(["-device", "virtio-serial-pci,id=vser"]);
+        cmd.arg("-chardev").arg(format!(
+            "socket,id=agent,path={},server=on,wait=off",
+            agent_sock.display()
+        ));
+        cmd.args([
+            "-device",
+            "virtserialport,chardev=agent,name=org.xenraid.lab.agent",
+        ]);
+        cmd.args(["-device", "virtio-scsi-pci,id=scsi0"]);
+        if let Some(vars) = &config.uefi_vars {
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ));
+            cmd.arg("-drive").arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+        }
+        for (i, disk) in config.disks.iter().enumerate() {
+            cmd.arg("-drive").arg(format!(
+                "if=none,id=drv{i},file={},format={},cache=unsafe,discard=unmap",
+                disk.path.display(),
+                disk.format()
+            ));
+            cmd.arg("-device").arg(disk_device(i, disk, Some(i + 1)));
+        }
+        if let Boot::Direct {
+            kernel,
+            initrd,
+            append,
+        } = &config.boot
+        {
+            cmd.arg("-kernel")
+                .arg(kernel)
+                .arg("-initrd")
+                .arg(initrd)
+                .arg("-append")
+                .arg(append);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.stderr(fs::File::create(
+            config.dir.join(format!("{}.qemu.err", config.name)),
+        )?);
+        let child = cmd
+            .spawn()
+            .context("starting qemu-system-x86_64 (run scripts/setup.sh)")?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut vm = Vm {
+            config,
+            child,
+            agent: None,
+            qmp: None,
+            console,
+            boot_id: None,
+            started: Instant::now(),
+        };
+        vm.qmp = Some(Qmp::connect(&qmp_sock, deadline).map_err(|e| vm.fail(e))?);
+        vm.agent = Some(Agent::connect(&agent_sock, deadline).map_err(|e| vm.fail(e))?);
+        Ok(vm)
+    }
+
+    /// Waits until the guest has booted far enough to run the agent.
+    pub fn wait_booted(&mut self, timeout: Duration) -> Result<Duration> {
+        let deadline = Instant::now() + timeout;
+        let previous = self.boot_id.clone();
+        loop {
+            self.check_alive()?;
+            let agent = self.agent.as_mut().expect("agent connected");
+            let step = (Instant::now() + Duration::from_secs(5)).min(deadline);
+            match agent.wait_ready(step) {
+                Ok(id) if Some(&id) != previous.as_ref() => {
+                    self.boot_id = Some(id);
+                    return Ok(self.started.elapsed());
+                }
+                Ok(_) => std::thread::sleep(Duration::from_secs(1)), // still the old boot
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => {
+                    return Err(
+                        self.fail(e.context(format!("guest did not boot within {timeout:?}")))
+                    )
+                }
+            }
+        }
+    }
+
+    /// Runs a script; the error (non-zero exit or timeout) carries its output and the console tail.
+    pub fn run(&mut self, script: &str, timeout: Duration) -> Result<Output> {
+        let out = self.run_status(script, timeout)?;
+        if !out.success() {
+            return Err(self.fail(anyhow!(
+                "guest command failed with status {}:\n--- script\n{}\n--- stdout (tail)\n{}\n--- stderr (tail)\n{}",
+                out.status,
+                script.trim(),
+                tail(&out.stdout, 30),
+                tail(&out.stderr, 30)
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Runs a script and returns its status and output whatever the status.
+    pub fn run_status(&mut self, script: &str, timeout: Duration) -> Result<Output> {
+        let deadline = Instant::now() + timeout;
+        let agent = self.agent.as_mut().expect("agent connected");
+        let res = agent.run(script, deadline);
+        res.map_err(|e| {
+            let e = e.context(format!(
+                "running in the guest (timeout {timeout:?}):\n{}",
+                script.trim()
+            ));
+            self.fail(e)
+        })
+    }
+
+    /// Starts a script detached from the agent (for commands that reboot or power off).
+    pub fn spawn(&mut self, script: &str) -> Result<()> {
+        let wrapped = format!(
+            "cat > /run/lab-detached.sh <<'LAB_EOF'\n{script}\nLAB_EOF\nsetsid nohup bash /run/lab-detached.sh >/dev/console 2>&1 </dev/null &\n"
+        );
+        self.run(&wrapped, Duration::from_secs(30)).map(|_| ())
+    }
+
+    pub fn copy_in(&mut self, host: &Path, guest: &str, mode: u32) -> Result<()> {
+        let data = fs::read(host).with_context(|| format!("read {}", host.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let agent = self.agent.as_mut().expect("agent connected");
+        agent
+            .put(guest, mode, &data, deadline)
+            .map_err(|e| self.fail(e))
+    }
+
+    /// In-place reboot (same QEMU process, same disks): waits for the new boot.
+    pub fn reboot(&mut self, timeout: Duration) -> Result<Duration> {
+        self.spawn("sleep 1; systemctl reboot")?;
+        let t = Instant::now();
+        self.wait_booted(timeout)?;
+        Ok(t.elapsed())
+    }
+
+    /// Clean shutdown; waits for QEMU to exit.
+    pub fn shutdown(mut self, timeout: Duration) -> Result<()> {
+        self.spawn("sleep 1; systemctl poweroff")?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let e = anyhow!("guest did not power off within {timeout:?}");
+        Err(self.fail(e))
+    }
+
+    /// Power cut: QMP quit, QEMU exits with no guest shutdown.
+    pub fn power_cut(mut self) -> Result<()> {
+        if let Some(q) = self.qmp.as_mut() {
+            let _ = q.quit();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// Hot-unplug disk number `index` (as in `config.disks`), like pulling it from the bay.
+    pub fn unplug_disk(&mut self, index: usize) -> Result<()> {
+        let q = self.qmp.as_mut().expect("qmp");
+        q.execute("device_del", json!({ "id": format!("disk{index}") }))?;
+        Ok(())
+    }
+
+    /// Hot-add a disk on the next free SCSI target.
+    pub fn plug_disk(&mut self, disk: Disk) -> Result<()> {
+        let i = self.config.disks.len();
+        let q = self.qmp.as_mut().expect("qmp");
+        q.execute(
+            "blockdev-add",
+            json!({
+                "node-name": format!("drv{i}"), "driver": disk.format(), "cache": {"no-flush": true},
+                "file": { "driver": "file", "filename": disk.path.display().to_string() }
+            }),
+        )?;
+        q.execute(
+            "device_add",
+            json!({ "driver": "scsi-hd", "id": format!("disk{i}"), "drive": format!("drv{i}"),
+                    "bus": "scsi0.0", "scsi-id": i, "lun": 0, "serial": disk.serial,
+                    "wwn": disk.wwn }),
+        )?;
+        self.config.disks.push(disk);
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let e = anyhow!("QEMU exited ({status})");
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    /// Decorates an error with the serial console's tail: what a person needs to see first.
+    pub fn fail(&self, e: anyhow::Error) -> anyhow::Error {
+        let console = fs::read_to_string(&self.console).unwrap_or_default();
+        let qemu_err = fs::read_to_string(
+            self.config
+                .dir
+                .join(format!("{}.qemu.err", self.config.name)),
+        )
+        .unwrap_or_default();
+        e.context(format!(
+            "VM {} ({}), console {}:\n--- console tail\n{}\n--- qemu stderr\n{}",
+            self.config.name,
+            self.config
+                .disks
+                .iter()
+                .map(|d| d.serial.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            self.console.display(),
+            tail(&strip_ansi(&console), 40),
+            tail(&qemu_err, 10)
+        ))
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn disk_device(i: usize, disk: &Disk, bootindex: Option<usize>) -> String {
+    let mut s = format!(
+        "scsi-hd,bus=scsi0.0,channel=0,scsi-id={i},lun=0,drive=drv{i},id=disk{i},serial={},wwn={:#x}",
+        disk.serial, disk.wwn
+    );
+    if let Some(b) = bootindex {
+        s.push_str(&format!(",bootindex={b}"));
+    }
+    s
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}

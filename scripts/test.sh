@@ -1,0 +1,24 @@
+#!/bin/bash
+# The one test command (README, CI): installs what is missing, runs fmt/clippy/unit tests,
+# then the lab's end-to-end scenarios in real QEMU guests.
+#   scripts/test.sh          unit tests + the core lab tier (what CI runs)
+#   scripts/test.sh --full   unit tests + every lab scenario (the full matrix)
+#   scripts/test.sh --unit   unit tests only
+# Env: XENRAID_LAB_DIR (image cache, default /var/tmp/xenraid-lab), XENRAID_LAB_KEEP=1
+# (keep a failed run's disk images), XENRAID_LAB_ACCEL=tcg|kvm (override detection).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tier=core
+case ${1:-} in --full) tier=full ;; --unit) tier=none ;; "") ;; *) echo "usage: $0 [--full|--unit]" >&2; exit 2 ;; esac
+
+T0=$(date +%s)
+scripts/setup.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
+echo "unit tests: $(( $(date +%s) - T0 )) s"
+if [ "$tier" != none ]; then
+  cargo build -p xenraid-lab
+  target/debug/xenraid-lab run "$tier"
+fi
+echo "total: $(( $(date +%s) - T0 )) s"
