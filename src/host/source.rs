@@ -1,0 +1,119 @@
+//! Where discovery reads from: the live host, or a captured tree of the same files.
+//!
+//! A captured tree (see `tests/fixtures/capture.sh`) mirrors the host's paths under a root
+//! directory and keeps each command's stdout in `cmd/<Command::capture_name>.out` (exit status in
+//! `.rc` when not 0), so the same discovery code runs on a lab guest's capture and on the host.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, Runner};
+
+pub trait HostSource {
+    fn read_to_string(&self, path: &str) -> io::Result<String>;
+    fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
+    /// Entry names, sorted, so discovery is deterministic.
+    fn list_dir(&self, path: &str) -> io::Result<Vec<String>>;
+    fn read_link(&self, path: &str) -> io::Result<String>;
+    fn exists(&self, path: &str) -> bool;
+    fn run(&self, command: &Command) -> Result<CommandOutput, ExecError>;
+}
+
+/// Reads files under `root` (`/` on a live host) and runs commands through `runner`.
+pub struct RootedSource<R: Runner> {
+    root: PathBuf,
+    runner: R,
+}
+
+impl RootedSource<RealRunner> {
+    pub fn live() -> Self {
+        RootedSource {
+            root: PathBuf::from("/"),
+            runner: RealRunner,
+        }
+    }
+}
+
+impl RootedSource<CapturedRunner> {
+    pub fn captured(root: &Path) -> Self {
+        RootedSource {
+            root: root.to_path_buf(),
+            runner: CapturedRunner {
+                dir: root.join("cmd"),
+            },
+        }
+    }
+}
+
+impl<R: Runner> RootedSource<R> {
+    fn path(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+}
+
+impl<R: Runner> HostSource for RootedSource<R> {
+    fn read_to_string(&self, path: &str) -> io::Result<String> {
+        let bytes = std::fs::read(self.path(path))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(len);
+        std::fs::File::open(self.path(path))?
+            .take(len as u64)
+            .read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
+        let mut names = std::fs::read_dir(self.path(path))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        names.sort();
+        Ok(names)
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        Ok(std::fs::read_link(self.path(path))?
+            .to_string_lossy()
+            .into_owned())
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        std::fs::symlink_metadata(self.path(path)).is_ok()
+    }
+
+    fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
+        self.runner.run(command)
+    }
+}
+
+/// Replays command outputs stored in a captured tree.
+#[derive(Debug)]
+pub struct CapturedRunner {
+    dir: PathBuf,
+}
+
+impl Runner for CapturedRunner {
+    fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
+        let name = command.capture_name();
+        let stdout = std::fs::read(self.dir.join(format!("{name}.out"))).map_err(|_| {
+            ExecError::NotRecorded {
+                command: command.clone(),
+            }
+        })?;
+        let status = std::fs::read_to_string(self.dir.join(format!("{name}.rc")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        check_output(
+            command,
+            CommandOutput {
+                status,
+                stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                stderr: String::new(),
+            },
+        )
+    }
+}
