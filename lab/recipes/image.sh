@@ -18,7 +18,8 @@ T0=$(ts)
 SUFFIX=$(label_suffix)
 ROOT_LABEL=root-$SUFFIX LOGS_LABEL=logs-$SUFFIX SWAP_LABEL=swap-$SUFFIX
 BOOT_LABEL=BOOT-$(echo "$SUFFIX" | tr a-z A-Z)
-SYSTEM_SERIAL=XRLAB-SYS0   # the lab driver attaches the system disk with this serial
+# the lab driver attaches the system disk with this serial and WWN (images.rs)
+SYSTEM_SERIAL=XRLAB-SYS0 SYSTEM_WWN=5000c500a0000001
 
 rm -f "$IMG"; truncate -s 4G "$IMG"
 case $PROFILE in
@@ -88,8 +89,8 @@ BUILD_NUMBER='lab'
 PLATFORM_VERSION='2.7.0'
 INSTALLATION_UUID='$INSTALL_UUID'
 CONTROL_DOMAIN_UUID='$(cat /proc/sys/kernel/random/uuid)'
-PRIMARY_DISK='/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_$SYSTEM_SERIAL'
-BACKUP_PARTITION='/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_$SYSTEM_SERIAL-part2'
+PRIMARY_DISK='/dev/disk/by-id/scsi-3$SYSTEM_WWN'
+BACKUP_PARTITION='/dev/disk/by-id/scsi-3$SYSTEM_WWN-part2'
 DOM0_MEM='1024'
 MANAGEMENT_INTERFACE=''
 INV

@@ -232,9 +232,11 @@ fn provision(image: &Image) -> Result<()> {
             memory_mb: 1536,
         })?;
         vm.wait_booted(Duration::from_secs(300))?;
-        let sys = disk.by_id();
+        let dev = format!(
+            "$(lsblk -dno NAME,SERIAL | awk '$2==\"{SYSTEM_SERIAL}\"{{print \"/dev/\"$1}}')"
+        );
         vm.run(
-            &format!("grub-install --target=i386-pc \"$(readlink -f {sys})\""),
+            &format!("grub-install --target=i386-pc {dev}"),
             Duration::from_secs(300),
         )?;
         vm.shutdown(Duration::from_secs(120))?;

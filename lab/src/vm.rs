@@ -28,7 +28,7 @@ impl Disk {
     }
     /// The guest-side stable name of this disk.
     pub fn by_id(&self) -> String {
-        format!("/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{}", self.serial)
+        format!("/dev/disk/by-id/wwn-{:#x}", self.wwn)
     }
     fn format(&self) -> &'static str {
         if self.path.extension().is_some_and(|e| e == "qcow2") {

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod driver;
 mod seeds;
 
 pub struct Scenario {
@@ -19,6 +20,12 @@ pub struct Scenario {
 
 pub fn all() -> Vec<Scenario> {
     vec![
+        Scenario {
+            name: "driver",
+            core: true,
+            about: "lab driver: reboot, QMP unplug/plug, power cut, disk order",
+            run: driver::driver,
+        },
         Scenario {
             name: "seed-7.6.2",
             core: true,
