@@ -14,6 +14,8 @@ pub const PROFILES: &[&str] = &["xs7-bios", "xs65-bios", "xcpng8-uefi"];
 /// Serial of the system disk in every guest (the recipe writes it into xensource-inventory).
 pub const SYSTEM_SERIAL: &str = "XRLAB-SYS0";
 pub const SYSTEM_WWN: u64 = 0x5000c500a0000001;
+/// Part of every image's cache key: bump it when `provision` changes what it does.
+const PROVISION_VERSION: &str = "1";
 
 pub struct Lab {
     pub dir: PathBuf,
@@ -127,9 +129,8 @@ impl Lab {
                 "guest/xenraid-lab-agent.service",
                 "guest/xe",
                 "guest/dracut-lab.conf",
-                "src/images.rs",
             ],
-            &format!("{profile}:{rootfs}"),
+            &format!("{profile}:{rootfs}:{PROVISION_VERSION}"),
         )
     }
 
@@ -204,6 +205,7 @@ impl Lab {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir.parent().expect("images dir"))?;
         fs::rename(&tmp, dir)?;
+        prune_other_versions(dir, profile);
         eprintln!(
             "lab: image {profile} built in {:.0} s",
             t.elapsed().as_secs_f64()
@@ -269,6 +271,27 @@ fn provision(image: &Image) -> Result<()> {
     perm.set_readonly(true);
     fs::set_permissions(image.disk(), perm)?;
     Ok(())
+}
+
+/// Older builds of the same profile (other recipe hashes) only take disk space.
+fn prune_other_versions(current: &Path, profile: &str) {
+    let Some(parent) = current.parent() else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().to_string();
+        let same_profile = name
+            .strip_prefix(profile)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|key| key.chars().all(|c| c.is_ascii_alphanumeric() || c == '.'));
+        if same_profile && p != current {
+            let _ = fs::remove_dir_all(&p);
+        }
+    }
 }
 
 fn run_recipe(cmd: &mut Command) -> Result<()> {
