@@ -117,7 +117,7 @@ impl Agent {
             bail!("guest path may not contain a newline: {path:?}");
         }
         let id = self.id();
-        write!(self.writer, "PUT {id} {} {mode:o} {path}\n", data.len())?;
+        writeln!(self.writer, "PUT {id} {} {mode:o} {path}", data.len())?;
         self.writer.write_all(data)?;
         self.writer.flush()?;
         let (status, _, _) = self.wait_done(id, deadline)?;

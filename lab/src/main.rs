@@ -26,6 +26,12 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Run a capture script in every image and unpack its output under OUT/<profile>/
+    /// (how tests/fixtures/lab/ is refreshed).
+    Capture {
+        script: std::path::PathBuf,
+        out: std::path::PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -59,6 +65,12 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Run { names } => run(&lab, &names)?,
+        Cmd::Capture { script, out } => {
+            let mut ctx = scenarios::Ctx::new(&lab, "capture")?;
+            let r = scenarios::xenraid::capture(&mut ctx, &script, &out);
+            ctx.cleanup(r.is_ok());
+            r?;
+        }
     }
     Ok(())
 }

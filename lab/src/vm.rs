@@ -277,6 +277,14 @@ impl Vm {
             .map_err(|e| self.fail(e))
     }
 
+    pub fn put_text(&mut self, guest: &str, text: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let agent = self.agent.as_mut().expect("agent connected");
+        agent
+            .put(guest, 0o644, text.as_bytes(), deadline)
+            .map_err(|e| self.fail(e))
+    }
+
     /// In-place reboot (same QEMU process, same disks): waits for the new boot.
     pub fn reboot(&mut self, timeout: Duration) -> Result<Duration> {
         self.spawn("sleep 1; systemctl reboot")?;

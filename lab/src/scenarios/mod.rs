@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod driver;
 mod seeds;
+pub mod xenraid;
 
 pub struct Scenario {
     pub name: &'static str,
@@ -25,6 +26,18 @@ pub fn all() -> Vec<Scenario> {
             core: true,
             about: "lab driver: reboot, QMP unplug/plug, power cut, disk order",
             run: driver::driver,
+        },
+        Scenario {
+            name: "inspect",
+            core: true,
+            about: "xenraid inspect --json in each image matches its recipe; inspect/plan < 200 ms",
+            run: xenraid::inspect,
+        },
+        Scenario {
+            name: "bad-targets",
+            core: true,
+            about: "plan refuses small / stale-md+ext4 / LVM targets, target image unchanged",
+            run: xenraid::bad_targets,
         },
         Scenario {
             name: "seed-7.6.2",
