@@ -20,9 +20,9 @@ partx -u "$sdb" || true
 udevadm settle
 modprobe md_mod
 modprobe raid1
-yes | mdadm --create /dev/md0 --level=1 --raid-devices=2 --metadata=0.90 "${sdb}1" missing
-yes | mdadm --create /dev/md1 --level=1 --raid-devices=2 --metadata=0.90 "${sdb}2" missing
-yes | mdadm --create /dev/md2 --level=1 --raid-devices=2 --metadata=0.90 "${sdb}3" missing
+mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=0.90 "${sdb}1" missing
+mdadm --create /dev/md1 --run --level=1 --raid-devices=2 --metadata=0.90 "${sdb}2" missing
+mdadm --create /dev/md2 --run --level=1 --raid-devices=2 --metadata=0.90 "${sdb}3" missing
 mkfs.ext3 -q /dev/md0
 mount /dev/md0 /mnt
 cp -xa /. /mnt

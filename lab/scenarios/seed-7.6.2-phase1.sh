@@ -28,11 +28,11 @@ sgdisk --typecode=5:fd00 "$sdb"
 sgdisk --typecode=6:fd00 "$sdb"
 partx -u "$sdb" || true
 udevadm settle
-# 1.2.6 — FIX(ef02): no md2 on p3
-yes | mdadm --create /dev/md0 --level=1 --raid-devices=2 "${sdb}1" missing
-yes | mdadm --create /dev/md1 --level=1 --raid-devices=2 "${sdb}2" missing
-yes | mdadm --create /dev/md4 --level=1 --raid-devices=2 "${sdb}5" missing
-yes | mdadm --create /dev/md5 --level=1 --raid-devices=2 "${sdb}6" missing
+# 1.2.6 — FIX(ef02): no md2 on p3. `--run` answers the question the seed pipes `yes` into
+mdadm --create /dev/md0 --run --level=1 --raid-devices=2 "${sdb}1" missing
+mdadm --create /dev/md1 --run --level=1 --raid-devices=2 "${sdb}2" missing
+mdadm --create /dev/md4 --run --level=1 --raid-devices=2 "${sdb}5" missing
+mdadm --create /dev/md5 --run --level=1 --raid-devices=2 "${sdb}6" missing
 cat /proc/mdstat
 # 1.2.7
 mkfs.ext3 -q /dev/md0

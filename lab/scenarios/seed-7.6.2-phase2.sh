@@ -28,7 +28,7 @@ mdadm -a /dev/md5 "${sda}6"
 # 1.2.24
 grub-install --target=i386-pc "$sda"
 # 1.2.26
-yes | mdadm --create /dev/md3 --level=1 --raid-devices=2 "${sda}4" "${sdb}4"
+mdadm --create /dev/md3 --run --level=1 --raid-devices=2 "${sda}4" "${sdb}4"
 mdadm --detail --scan | grep -F 'md3' >> /etc/mdadm.conf
 cat /proc/mdstat
 # 1.2.29: CentOS 7's lvm.conf settings; Debian's lvm2 has neither, nothing to change

@@ -88,18 +88,44 @@ fn run(lab: &images::Lab, names: &[String]) -> Result<()> {
             },
         }
     }
-    eprintln!("lab: accelerator {:?}", vm::detect_accel());
-    let mut results = Vec::new();
-    for s in selected {
-        let t = Instant::now();
-        let mut ctx = scenarios::Ctx::new(lab, s.name)?;
-        let r = (s.run)(&mut ctx);
-        ctx.cleanup(r.is_ok());
-        if let Err(e) = &r {
-            eprintln!("[{}] FAILED: {e:?}", s.name);
+    let jobs = parallel_jobs();
+    eprintln!(
+        "lab: accelerator {:?}, {jobs} scenario(s) at a time",
+        vm::detect_accel()
+    );
+    let queue = std::sync::Mutex::new(selected.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let Some(s) = queue.lock().expect("queue").next() else {
+                    break;
+                };
+                let t = Instant::now();
+                let outcome = scenarios::Ctx::new(lab, s.name).map(|mut ctx| {
+                    let r = (s.run)(&mut ctx);
+                    ctx.cleanup(r.is_ok());
+                    (r, ctx.phases)
+                });
+                let (ok, phases) = match outcome {
+                    Ok((Ok(()), phases)) => (true, phases),
+                    Ok((Err(e), phases)) => {
+                        eprintln!("[{}] FAILED: {e:?}", s.name);
+                        (false, phases)
+                    }
+                    Err(e) => {
+                        eprintln!("[{}] FAILED to start: {e:?}", s.name);
+                        (false, Vec::new())
+                    }
+                };
+                results
+                    .lock()
+                    .expect("results")
+                    .push((s.name, ok, t.elapsed(), phases));
+            });
         }
-        results.push((s.name, r.is_ok(), t.elapsed(), ctx.phases));
-    }
+    });
+    let results = results.into_inner().expect("results");
     println!(
         "\n{:<24} {:<6} {:>9}  phases (s)",
         "scenario", "result", "wall (s)"
@@ -123,4 +149,19 @@ fn run(lab: &images::Lab, names: &[String]) -> Result<()> {
         bail!("{failed} scenario(s) failed");
     }
     Ok(())
+}
+
+/// Scenarios run side by side only when the cores allow: each TCG guest keeps about two
+/// cores busy. `XENRAID_LAB_JOBS` overrides.
+fn parallel_jobs() -> usize {
+    if let Some(n) = std::env::var("XENRAID_LAB_JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return std::cmp::max(n, 1);
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    std::cmp::max(cores / 3, 1)
 }
