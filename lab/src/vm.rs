@@ -102,6 +102,8 @@ pub struct Vm {
     qmp: Option<Qmp>,
     pub console: PathBuf,
     boot_id: Option<String>,
+    /// `systemctl is-system-running` once the last boot finished.
+    pub system_state: String,
     started: Instant,
 }
 
@@ -200,6 +202,7 @@ impl Vm {
             qmp: None,
             console,
             boot_id: None,
+            system_state: String::new(),
             started: Instant::now(),
         };
         vm.qmp = Some(Qmp::connect(&qmp_sock, deadline).map_err(|e| vm.fail(e))?);
@@ -218,6 +221,11 @@ impl Vm {
             match agent.wait_ready(step) {
                 Ok(id) if Some(&id) != previous.as_ref() => {
                     self.boot_id = Some(id);
+                    // the agent starts early in sysinit; "booted" means the boot finished
+                    // (running, degraded, or maintenance = emergency mode, for checks to see)
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let state = self.run_status("systemctl is-system-running --wait", left)?;
+                    self.system_state = state.stdout.trim().to_string();
                     return Ok(self.started.elapsed());
                 }
                 Ok(_) => std::thread::sleep(Duration::from_secs(1)), // still the old boot

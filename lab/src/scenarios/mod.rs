@@ -118,9 +118,10 @@ impl<'a> Ctx<'a> {
         })?;
         let took = vm.wait_booted(Duration::from_secs(600))?;
         eprintln!(
-            "[{}]   {name}: booted in {:.1} s",
+            "[{}]   {name}: booted in {:.1} s ({})",
             self.scenario,
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            vm.system_state
         );
         Ok(vm)
     }
