@@ -1,3 +1,72 @@
-fn main() {
-    println!("xenraid: under construction");
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
+
+mod cli;
+
+use cli::{Cli, Commands, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_USAGE
+            } else {
+                EXIT_OK
+            } as u8);
+        }
+    };
+    init_logging(cli.verbose);
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(err) => {
+            eprintln!("xenraid: error: {err:#}");
+            ExitCode::from(EXIT_RUNTIME as u8)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("XENRAID_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn read_facts(cli: &Cli) -> anyhow::Result<HostFacts> {
+    let facts = match &cli.root {
+        Some(root) => {
+            let source = RootedSource::captured(root);
+            discover(&source as &dyn HostSource)
+        }
+        None => discover(&RootedSource::live() as &dyn HostSource),
+    };
+    facts.context("reading the host")
+}
+
+fn run(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Commands::Inspect(args) => {
+            let facts = read_facts(cli)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&facts)?);
+            } else {
+                print!("{}", xenraid::host::render::render_facts(&facts));
+            }
+            Ok(EXIT_OK)
+        }
+        Commands::Plan(_) => anyhow::bail!("plan is not built yet"),
+    }
 }

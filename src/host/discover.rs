@@ -348,7 +348,19 @@ fn read_partition(
     let dir = format!("{sys}/{name}");
     let dev = read_trimmed(src, &format!("{dir}/dev")).unwrap_or_default();
     let probe = probe(src, &format!("/dev/{name}"));
-    let entry = probe.entry.clone().unwrap_or_default();
+    // udev's database has the same GPT entry (it probes with libblkid too): the fallback when
+    // blkid printed nothing for this partition.
+    let entry = probe.entry.clone().unwrap_or_else(|| {
+        let udev = src
+            .read_to_string(&format!("/run/udev/data/b{dev}"))
+            .map(|t| parse_udev_db(&t))
+            .unwrap_or_default();
+        let udev_text: String = udev
+            .iter()
+            .filter_map(|(k, v)| Some(format!("{}={v}\n", k.strip_prefix("ID_")?)))
+            .collect();
+        parse_blkid_export(&udev_text).entry.unwrap_or_default()
+    });
     let mount_point = mounts
         .iter()
         .filter(|m| format!("{}:{}", m.major, m.minor) == dev && m.fs_root == "/")
