@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_RUNTIME: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_REFUSED: i32 = 3;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -8,7 +8,8 @@ use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
 
-use cli::{Cli, Commands, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
+use xenraid::plan::{build_plan, Intent, SrChoice};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -67,6 +68,30 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        Commands::Plan(_) => anyhow::bail!("plan is not built yet"),
+        Commands::Plan(args) => {
+            let facts = read_facts(cli)?;
+            let intent = Intent {
+                target: args.target.clone(),
+                wipe_target: args.wipe_target,
+                sr: if args.no_sr {
+                    SrChoice::None
+                } else {
+                    SrChoice::Create {
+                        name_label: args.sr_name.clone(),
+                    }
+                },
+            };
+            let plan = build_plan(&facts, &intent);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", xenraid::plan::render::render_plan(&plan));
+            }
+            Ok(if plan.refused() {
+                EXIT_REFUSED
+            } else {
+                EXIT_OK
+            })
+        }
     }
 }

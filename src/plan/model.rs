@@ -1,0 +1,205 @@
+//! The plan as data: what will be written, where, why, and how to tell it is already done.
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::DiskIdentity;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// `/dev/sdX` or a `/dev/disk/by-id/…` path, as typed.
+    pub target: String,
+    pub wipe_target: bool,
+    pub sr: SrChoice,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SrChoice {
+    Create { name_label: String },
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// XenServer 7.x / XCP-ng 8.x booting BIOS through GRUB2.
+    XenServer7Bios,
+    /// XenServer 6.5: extlinux, gptmbr.bin, legacy-BIOS-bootable attribute, md 0.90.
+    XenServer65,
+    /// XenServer / XCP-ng 8.x booting UEFI.
+    XenServerUefi,
+    /// Debian/RHEL-style host with grub-mkconfig.
+    PlainGrub2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub profile: Option<Profile>,
+    pub source: Option<DiskIdentity>,
+    pub target: Option<DiskIdentity>,
+    pub arrays: Vec<ArraySpec>,
+    pub preflight: Vec<Check>,
+    /// Empty when preflight refused: a refused plan has nothing to run.
+    pub phases: Vec<Phase>,
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    pub fn refused(&self) -> bool {
+        self.preflight.iter().any(|c| !c.passed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArraySpec {
+    pub role: String,
+    /// Partition number on both disks.
+    pub partition: u32,
+    pub device: String,
+    pub metadata: String,
+    /// mdadm's colon form.
+    pub uuid: String,
+    pub content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Content {
+    Filesystem {
+        fs_type: String,
+        mount_point: String,
+        /// How fstab and the kernel line referred to the old filesystem.
+        old_refs: Vec<String>,
+        new_uuid: String,
+        new_label: String,
+    },
+    Swap {
+        old_refs: Vec<String>,
+        new_uuid: String,
+        new_label: String,
+    },
+    /// Mirrored but not copied: XenServer's backup partition is written only by the installer.
+    Unused,
+    /// The local SR's physical volume.
+    Storage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub message: String,
+    /// What to do about a failure (empty when passed).
+    pub fix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// Writes only the target disk (and a reversible, backed-up boot-once entry on the original).
+    BeforeReboot,
+    /// Running on the RAID: the original disk is folded in.
+    AfterReboot,
+    /// The local SR on the mirrored storage array.
+    Storage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase {
+    pub kind: PhaseKind,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Stable across re-planning: the journal refers to steps by id.
+    pub id: String,
+    pub why: String,
+    pub writes: Vec<Writes>,
+    pub actions: Vec<Action>,
+    pub done_check: DoneCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Writes {
+    Nothing,
+    Disk {
+        serial: Option<String>,
+        wwn: Option<String>,
+        by_id: String,
+    },
+    Firmware,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Action {
+    Run {
+        argv: Vec<String>,
+    },
+    EditFile {
+        path: String,
+        /// Unified diff from the file's current content (empty old side for a new file).
+        diff: String,
+        new_content: String,
+    },
+    /// Stop unless this holds: the guards before the point of no return.
+    Assert {
+        check: DoneCheck,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum DoneCheck {
+    /// Only the journal can tell (the step is safe to repeat).
+    Journal,
+    PartitionTable {
+        by_id: String,
+        partitions: Vec<PartitionShape>,
+    },
+    ArrayMember {
+        uuid: String,
+        member: String,
+    },
+    Filesystem {
+        device: String,
+        fs_type: String,
+        uuid: String,
+    },
+    Mounted {
+        device: String,
+        mount_point: String,
+    },
+    FileContains {
+        path: String,
+        text: String,
+    },
+    BootCode {
+        by_id: String,
+        code: String,
+    },
+    EfiBootEntry {
+        label: String,
+    },
+    RootOn {
+        device: String,
+    },
+    SrExists {
+        name_label: String,
+        device: String,
+    },
+    All {
+        checks: Vec<DoneCheck>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionShape {
+    pub number: u32,
+    pub start: u64,
+    pub end: u64,
+    pub type_code: String,
+}

@@ -1,0 +1,1096 @@
+//! The steps of a conversion, phase by phase. Pure: facts and layout in, steps out.
+
+use crate::host::{Disk, HostFacts, InitramfsTool, LoaderKind};
+
+use super::edits::*;
+use super::ids::vfat_id;
+use super::layout::{Layout, NewPartition};
+use super::model::*;
+
+/// Where the RAID root is assembled before the reboot.
+pub const NEW_ROOT: &str = "/run/xenraid/newroot";
+/// Where the original disk's new ESP is filled after the reboot.
+const ESP_STAGING: &str = "/run/xenraid/esp";
+
+pub struct Ctx<'a> {
+    pub facts: &'a HostFacts,
+    pub layout: &'a Layout<'a>,
+    pub target: &'a Disk,
+    pub wipe_target: bool,
+    pub sr_name: Option<&'a str>,
+}
+
+fn run(argv: &[&str]) -> Action {
+    Action::Run {
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn run_owned(argv: Vec<String>) -> Action {
+    Action::Run { argv }
+}
+
+fn writes(disk: &Disk) -> Writes {
+    Writes::Disk {
+        serial: disk.serial.clone(),
+        wwn: disk.wwn.clone(),
+        by_id: disk.stable_path(),
+    }
+}
+
+fn step(id: &str, why: &str, writes: Vec<Writes>, actions: Vec<Action>, done: DoneCheck) -> Step {
+    Step {
+        id: id.to_string(),
+        why: why.to_string(),
+        writes,
+        actions,
+        done_check: done,
+    }
+}
+
+fn in_new_root(path: &str) -> String {
+    format!("{NEW_ROOT}{path}")
+}
+
+impl<'a> Ctx<'a> {
+    fn src(&self) -> &Disk {
+        self.layout.source
+    }
+
+    fn root_array(&self) -> Option<&ArraySpec> {
+        self.layout.arrays.iter().find(|a| a.role == "root")
+    }
+
+    /// Filesystem arrays in mount order (parents first).
+    fn filesystems(&self) -> Vec<(&ArraySpec, &str)> {
+        let mut fs: Vec<(&ArraySpec, &str)> = self
+            .layout
+            .arrays
+            .iter()
+            .filter_map(|a| match &a.content {
+                Content::Filesystem { mount_point, .. } => Some((a, mount_point.as_str())),
+                _ => None,
+            })
+            .collect();
+        fs.sort_by_key(|(_, mp)| (mp.matches('/').count(), mp.len()));
+        fs
+    }
+
+    fn mkfs_command(&self, array: &ArraySpec) -> Option<Vec<String>> {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match &array.content {
+            Content::Filesystem {
+                fs_type,
+                new_uuid,
+                new_label,
+                ..
+            } => Some(owned(&[
+                &format!("mkfs.{fs_type}"),
+                "-q",
+                "-U",
+                new_uuid,
+                "-L",
+                new_label,
+                &array.device,
+            ])),
+            Content::Swap {
+                new_uuid,
+                new_label,
+                ..
+            } => Some(owned(&[
+                "mkswap",
+                "-U",
+                new_uuid,
+                "-L",
+                new_label,
+                &array.device,
+            ])),
+            _ => None,
+        }
+    }
+
+    fn rd_md_args(&self) -> Vec<String> {
+        // dracut 059 assembles nothing without rd.md.uuid (or rd.auto); naming every array keeps
+        // the backup and SR arrays from staying inactive, and foreign disks' arrays out.
+        if self.facts.boot.initramfs_tool == Some(InitramfsTool::Dracut) {
+            self.layout
+                .arrays
+                .iter()
+                .map(|a| format!("rd.md.uuid={}", a.uuid))
+                .collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn grub_insmods(&self) -> Vec<&'static str> {
+        if self.layout.arrays.iter().any(|a| a.metadata == "0.90") {
+            vec!["part_gpt", "diskfilter", "mdraid09"]
+        } else {
+            vec!["part_gpt", "diskfilter", "mdraid1x"]
+        }
+    }
+
+    fn mdadm_conf_path(&self) -> &'static str {
+        match self.facts.product.os_id.as_deref() {
+            Some("debian") | Some("ubuntu") => "/etc/mdadm/mdadm.conf",
+            _ => "/etc/mdadm.conf",
+        }
+    }
+
+    fn tool(&self, names: &[&'static str]) -> &'static str {
+        self.facts.first_tool(names).unwrap_or(names[0])
+    }
+
+    /// The boot configuration with root on md, or `None` when there is nothing to rewrite.
+    fn rewritten_boot_config(&self) -> Option<(String, String)> {
+        let path = self.facts.boot.config_path.clone()?;
+        let text = self.facts.files.get(&path)?;
+        let root = self.root_array()?;
+        let Content::Filesystem {
+            old_refs, new_uuid, ..
+        } = &root.content
+        else {
+            return None;
+        };
+        // nash (mkinitrd on 6.5) resolves no UUID= before the array exists; the md node does.
+        let new_root = if self.facts.boot.initramfs_tool == Some(InitramfsTool::Mkinitrd) {
+            root.device.clone()
+        } else {
+            format!("UUID={new_uuid}")
+        };
+        let search_values: Vec<String> = old_refs
+            .iter()
+            .filter_map(|r| r.strip_prefix("LABEL=").or_else(|| r.strip_prefix("UUID=")))
+            .map(str::to_string)
+            .collect();
+        let insmods = self.grub_insmods();
+        let extra = self.rd_md_args();
+        let edit = BootEdit {
+            old_root_refs: old_refs,
+            new_root: &new_root,
+            extra_args: &extra,
+            grub_search: (self.facts.boot.loader == Some(LoaderKind::Grub2)).then_some((
+                search_values.as_slice(),
+                new_uuid.as_str(),
+                insmods.as_slice(),
+            )),
+        };
+        Some((path, rewrite_boot_config(text, &edit)))
+    }
+
+    fn partition_shapes(&self) -> Vec<PartitionShape> {
+        let mirrored: Vec<u32> = self.layout.arrays.iter().map(|a| a.partition).collect();
+        let mut shapes: Vec<PartitionShape> = self
+            .src()
+            .partitions
+            .iter()
+            .map(|p| PartitionShape {
+                number: p.number,
+                start: p.start_sector,
+                end: p.end_sector(),
+                type_code: if mirrored.contains(&p.number) {
+                    "fd00".into()
+                } else if p.is_bios_boot() {
+                    "ef02".into()
+                } else if p.is_esp() {
+                    "ef00".into()
+                } else {
+                    p.type_guid.clone().unwrap_or_default()
+                },
+            })
+            .collect();
+        if let Some(NewPartition { number, start, end }) = &self.layout.new_storage {
+            shapes.push(PartitionShape {
+                number: *number,
+                start: *start,
+                end: *end,
+                type_code: "fd00".into(),
+            });
+        }
+        shapes.sort_by_key(|s| s.number);
+        shapes
+    }
+
+    fn esp_label(&self, disk: &Disk) -> String {
+        if disk.name == self.target.name {
+            "XRAID-ESP1".into()
+        } else {
+            "XRAID-ESP2".into()
+        }
+    }
+
+    fn esp_id(&self, disk: &Disk) -> String {
+        vfat_id(&format!(
+            "{}|esp",
+            disk.serial.clone().unwrap_or_else(|| disk.stable_path())
+        ))
+    }
+
+    fn efi_loader(&self) -> Option<String> {
+        let dir = self
+            .facts
+            .boot
+            .config_path
+            .as_deref()?
+            .strip_prefix("/boot/efi")?
+            .strip_suffix("/grub.cfg")?
+            .replace('/', "\\");
+        let loaders = &self.facts.boot.efi_loaders;
+        let file = ["shimx64.efi", "grubx64.efi"]
+            .iter()
+            .find_map(|want| loaders.iter().find(|l| l.eq_ignore_ascii_case(want)))
+            .or(loaders.first())?;
+        Some(format!("{dir}\\{file}"))
+    }
+
+    fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
+        let label = format!(
+            "{} (xenraid {})",
+            self.facts.product.brand,
+            disk.serial.as_deref().unwrap_or(&disk.name)
+        );
+        let loader = self.efi_loader()?;
+        Some((
+            run_owned(vec![
+                "efibootmgr".into(),
+                "--create".into(),
+                "--disk".into(),
+                disk.stable_path(),
+                "--part".into(),
+                esp.to_string(),
+                "--label".into(),
+                label.clone(),
+                "--loader".into(),
+                loader,
+            ]),
+            label,
+        ))
+    }
+}
+
+pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
+    let mut phases = vec![
+        Phase {
+            kind: PhaseKind::BeforeReboot,
+            steps: before_reboot(ctx),
+        },
+        Phase {
+            kind: PhaseKind::AfterReboot,
+            steps: after_reboot(ctx),
+        },
+    ];
+    let storage = storage(ctx);
+    if !storage.is_empty() {
+        phases.push(Phase {
+            kind: PhaseKind::Storage,
+            steps: storage,
+        });
+    }
+    phases
+}
+
+fn partition_commands(ctx: &Ctx<'_>, disk: &Disk, from: &Disk) -> Vec<Action> {
+    let dst = disk.stable_path();
+    let mut actions = vec![
+        run(&["sgdisk", &format!("--replicate={dst}"), &from.stable_path()]),
+        run(&["sgdisk", "--randomize-guids", "--move-second-header", &dst]),
+    ];
+    if disk.name == ctx.target.name {
+        let mut types = vec!["sgdisk".to_string()];
+        if let Some(NewPartition { number, start, end }) = &ctx.layout.new_storage {
+            types.push(format!("--new={number}:{start}:{end}"));
+        }
+        for array in &ctx.layout.arrays {
+            types.push(format!("--typecode={}:fd00", array.partition));
+        }
+        types.push(dst.clone());
+        actions.push(run_owned(types));
+    }
+    // BLKRRPART fails with EBUSY on a disk with anything open; partx asks per partition (BLKPG).
+    actions.push(run(&["partx", "-u", &dst]));
+    actions.push(run(&["udevadm", "settle"]));
+    actions
+}
+
+fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
+    let tgt = ctx.target;
+    let tgt_w = || vec![writes(tgt)];
+    let mut steps = Vec::new();
+
+    if ctx.wipe_target
+        && (!tgt.partitions.is_empty()
+            || tgt.probe.pt_type.is_some()
+            || tgt.probe.fs_type.is_some())
+    {
+        let mut actions: Vec<Action> = tgt
+            .partitions
+            .iter()
+            .map(|p| run(&["wipefs", "--all", &tgt.partition_path(p.number)]))
+            .collect();
+        actions.push(run(&["sgdisk", "--zap-all", &tgt.stable_path()]));
+        actions.push(run(&["wipefs", "--all", &tgt.stable_path()]));
+        steps.push(step(
+            "wipe-target",
+            "erase the old partitions and signatures found on the target (--wipe-target)",
+            tgt_w(),
+            actions,
+            DoneCheck::Journal,
+        ));
+    }
+
+    steps.push(step(
+        "partition-target",
+        "give the target the original's partition table, data partitions typed Linux RAID",
+        tgt_w(),
+        partition_commands(ctx, tgt, ctx.src()),
+        DoneCheck::PartitionTable {
+            by_id: tgt.stable_path(),
+            partitions: ctx.partition_shapes(),
+        },
+    ));
+
+    let mut wipe: Vec<Action> = ctx
+        .partition_shapes()
+        .iter()
+        .map(|s| run(&["wipefs", "--all", &tgt.partition_path(s.number)]))
+        .collect();
+    wipe.push(run(&["udevadm", "settle"]));
+    steps.push(step(
+        "clear-target-signatures",
+        "old md superblocks and filesystem signatures survive a new partition table; erase them",
+        tgt_w(),
+        wipe,
+        DoneCheck::Journal,
+    ));
+
+    for array in &ctx.layout.arrays {
+        let member = tgt.partition_path(array.partition);
+        let mut argv: Vec<String> = [
+            "mdadm",
+            "--create",
+            &array.device,
+            "--run",
+            &format!("--metadata={}", array.metadata),
+            "--level=1",
+            "--raid-devices=2",
+            // mdadm's default changed across versions; a resync after a crash must not read the
+            // whole disk.
+            "--bitmap=internal",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if array.metadata != "0.90" {
+            // A fixed homehost keeps the name independent of the hostname, which XenServer lets
+            // users change; mdadm.conf maps it to /dev/md/<role>.
+            argv.push("--homehost=xenraid".into());
+            argv.push(format!("--name={}", array.role));
+        }
+        argv.push(format!("--uuid={}", array.uuid));
+        argv.push(member.clone());
+        argv.push("missing".into());
+        steps.push(step(
+            &format!("create-array-{}", array.role),
+            &format!(
+                "degraded RAID1 {} on target partition {} (the original joins after the reboot)",
+                array.device, array.partition
+            ),
+            tgt_w(),
+            vec![run_owned(argv)],
+            DoneCheck::ArrayMember {
+                uuid: array.uuid.clone(),
+                member,
+            },
+        ));
+    }
+
+    let mut mkfs = Vec::new();
+    let mut fs_checks = Vec::new();
+    for array in &ctx.layout.arrays {
+        if let Some(argv) = ctx.mkfs_command(array) {
+            mkfs.push(run_owned(argv));
+            if let Content::Filesystem {
+                fs_type, new_uuid, ..
+            } = &array.content
+            {
+                fs_checks.push(DoneCheck::Filesystem {
+                    device: array.device.clone(),
+                    fs_type: fs_type.clone(),
+                    uuid: new_uuid.clone(),
+                });
+            }
+        }
+    }
+    if let Some(esp) = ctx.layout.esp {
+        mkfs.push(run_owned(vec![
+            "mkfs.vfat".into(),
+            "-F".into(),
+            "32".into(),
+            "-i".into(),
+            ctx.esp_id(tgt),
+            "-n".into(),
+            ctx.esp_label(tgt),
+            tgt.partition_path(esp),
+        ]));
+    }
+    steps.push(step(
+        "make-filesystems",
+        "new filesystems with new UUIDs and distinct labels: never two filesystems with one label",
+        tgt_w(),
+        mkfs,
+        DoneCheck::All { checks: fs_checks },
+    ));
+
+    let mut mounts = vec![run(&["mkdir", "-p", NEW_ROOT])];
+    let mut copies = Vec::new();
+    for (array, mp) in ctx.filesystems() {
+        let dst = if mp == "/" {
+            NEW_ROOT.to_string()
+        } else {
+            in_new_root(mp)
+        };
+        if mp != "/" {
+            mounts.push(run(&["mkdir", "-p", &dst]));
+        }
+        mounts.push(run(&["mount", &array.device, &dst]));
+        // `/.` not `/`: cp -ax / dst/ fails; -a keeps hardlinks, xattrs, ACLs, SELinux labels.
+        let src = if mp == "/" {
+            "/.".to_string()
+        } else {
+            format!("{mp}/.")
+        };
+        copies.push(run(&["cp", "-ax", &src, &format!("{dst}/")]));
+    }
+    if let Some(esp) = ctx.layout.esp {
+        let dst = in_new_root("/boot/efi");
+        mounts.push(run(&["mkdir", "-p", &dst]));
+        mounts.push(run(&["mount", &tgt.partition_path(esp), &dst]));
+        // FAT has no owners or links: copy the files and their times only.
+        copies.push(run(&[
+            "cp",
+            "-r",
+            "--preserve=timestamps",
+            "/boot/efi/.",
+            &format!("{dst}/"),
+        ]));
+    }
+    let root_dev = ctx
+        .root_array()
+        .map(|a| a.device.clone())
+        .unwrap_or_default();
+    steps.push(step(
+        "mount-new-root",
+        "mount the arrays where the copy goes",
+        vec![Writes::Nothing],
+        mounts,
+        DoneCheck::Mounted {
+            device: root_dev,
+            mount_point: NEW_ROOT.into(),
+        },
+    ));
+    steps.push(step(
+        "copy-files",
+        "copy every mirrored filesystem, one filesystem at a time (nothing from /proc, /sys, /dev, /run)",
+        tgt_w(),
+        copies,
+        DoneCheck::Journal,
+    ));
+
+    steps.extend(config_edits(ctx));
+
+    let mut binds = Vec::new();
+    for dir in ["/dev", "/proc", "/sys"] {
+        binds.push(run(&["mount", "--bind", dir, &in_new_root(dir)]));
+    }
+    steps.push(step(
+        "bind-mounts",
+        "the initramfs and boot loader tools run inside the copy and need /dev, /proc, /sys",
+        vec![Writes::Nothing],
+        binds,
+        DoneCheck::Mounted {
+            device: "/dev".into(),
+            mount_point: in_new_root("/dev"),
+        },
+    ));
+    steps.push(initramfs_step(ctx));
+    steps.extend(bootloader_target(ctx));
+    steps.extend(boot_once(ctx));
+
+    steps.push(step(
+        "unmount-new-root",
+        "flush and release the copy before the reboot",
+        vec![Writes::Nothing],
+        vec![run(&["sync"]), run(&["umount", "--recursive", NEW_ROOT])],
+        DoneCheck::Journal,
+    ));
+    steps.push(step(
+        "reboot",
+        "boot into the degraded RAID1 on the target",
+        vec![Writes::Nothing],
+        vec![run(&["systemctl", "reboot"])],
+        DoneCheck::RootOn {
+            device: ctx
+                .root_array()
+                .map(|a| a.device.clone())
+                .unwrap_or_default(),
+        },
+    ));
+    steps
+}
+
+fn config_edits(ctx: &Ctx<'_>) -> Vec<Step> {
+    let facts = ctx.facts;
+    let tgt_w = || vec![writes(ctx.target)];
+    let mut steps = Vec::new();
+
+    let fstab = facts.files.get("/etc/fstab").cloned().unwrap_or_default();
+    let esp_refs: Vec<String> = ctx
+        .layout
+        .esp
+        .and_then(|n| ctx.src().partition(n))
+        .map(|p| {
+            let mut refs = vec![format!("/dev/{}", p.name)];
+            refs.extend(p.label.as_ref().map(|l| format!("LABEL={l}")));
+            refs.extend(p.uuid.as_ref().map(|u| format!("UUID={u}")));
+            refs
+        })
+        .unwrap_or_default();
+    let esp_uuid = {
+        let id = ctx.esp_id(ctx.target);
+        format!("{}-{}", &id[..4], &id[4..])
+    };
+    let new_fstab = rewrite_fstab(
+        &fstab,
+        &ctx.layout.arrays,
+        ctx.layout
+            .esp
+            .map(|_| (esp_refs.as_slice(), esp_uuid.as_str())),
+    );
+    let first_changed = new_fstab
+        .lines()
+        .find(|l| l.starts_with("UUID=") && !fstab.contains(*l))
+        .unwrap_or_default()
+        .to_string();
+    let path = in_new_root("/etc/fstab");
+    steps.push(step(
+        "edit-fstab",
+        "mount the arrays by filesystem UUID in the copy's fstab",
+        tgt_w(),
+        vec![edit_action(&path, &fstab, &new_fstab)],
+        DoneCheck::FileContains {
+            path,
+            text: first_changed,
+        },
+    ));
+
+    let conf_path = ctx.mdadm_conf_path();
+    let old_conf = facts.files.get(conf_path).cloned().unwrap_or_default();
+    let new_conf = mdadm_conf(&old_conf, &ctx.layout.arrays);
+    let path = in_new_root(conf_path);
+    steps.push(step(
+        "write-mdadm-conf",
+        "ARRAY lines by UUID so the arrays keep their names instead of md127",
+        tgt_w(),
+        vec![edit_action(&path, &old_conf, &new_conf)],
+        DoneCheck::FileContains {
+            path,
+            text: ctx
+                .layout
+                .arrays
+                .first()
+                .map(mdadm_conf_line)
+                .unwrap_or_default(),
+        },
+    ));
+
+    if facts.boot.initramfs_tool == Some(InitramfsTool::Dracut) {
+        let path = in_new_root("/etc/dracut.conf.d/90-xenraid.conf");
+        steps.push(step(
+            "dracut-config",
+            "upgrades keep mdadm.conf but regenerate the initramfs: make md part of every build",
+            tgt_w(),
+            vec![edit_action(&path, "", DRACUT_CONF)],
+            DoneCheck::FileContains {
+                path,
+                text: "add_dracutmodules+=\" mdraid \"".into(),
+            },
+        ));
+    }
+
+    if let (Some(inventory), Some(backup)) = (
+        facts.files.get("/etc/xensource-inventory"),
+        ctx.layout.arrays.iter().find(|a| a.role == "backup"),
+    ) {
+        let new = set_shell_var(inventory, "BACKUP_PARTITION", &backup.device);
+        if &new != inventory {
+            let path = in_new_root("/etc/xensource-inventory");
+            steps.push(step(
+                "edit-inventory",
+                "host backups must go to the backup array, never to one member behind md's back",
+                tgt_w(),
+                vec![edit_action(&path, inventory, &new)],
+                DoneCheck::FileContains {
+                    path,
+                    text: format!("BACKUP_PARTITION='{}'", backup.device),
+                },
+            ));
+        }
+    }
+
+    if ctx.layout.profile == Profile::PlainGrub2 {
+        let extra = ctx.rd_md_args();
+        if !extra.is_empty() {
+            let old = facts
+                .files
+                .get("/etc/default/grub")
+                .cloned()
+                .unwrap_or_default();
+            let new = default_grub_with_args(&old, &extra);
+            let path = in_new_root("/etc/default/grub");
+            steps.push(step(
+                "edit-default-grub",
+                "grub-mkconfig writes the kernel line: give it rd.md.uuid for dracut",
+                tgt_w(),
+                vec![edit_action(&path, &old, &new)],
+                DoneCheck::FileContains {
+                    path,
+                    text: extra[0].clone(),
+                },
+            ));
+        }
+    } else if let Some((path, new)) = ctx.rewritten_boot_config() {
+        let old = facts.files.get(&path).cloned().unwrap_or_default();
+        // The kernel line's new root= is what proves the edit is in place.
+        let root_arg = new
+            .split_whitespace()
+            .find(|w| w.starts_with("root=") && !old.contains(*w))
+            .unwrap_or_default()
+            .to_string();
+        let target_path = in_new_root(&path);
+        steps.push(step(
+            "edit-boot-config",
+            "kernel line: root on the array, the arrays named for the initramfs; the boot loader reads /boot from md",
+            tgt_w(),
+            vec![edit_action(&target_path, &old, &new)],
+            DoneCheck::FileContains {
+                path: target_path,
+                text: root_arg,
+            },
+        ));
+    }
+    steps
+}
+
+fn initramfs_step(ctx: &Ctx<'_>) -> Step {
+    let kver = ctx.facts.product.kernel_release.clone().unwrap_or_default();
+    let initrd = ctx
+        .facts
+        .boot
+        .default_entry()
+        .and_then(|e| e.initrd.clone())
+        .unwrap_or_else(|| format!("/boot/initramfs-{kver}.img"));
+    let argv: Vec<String> = match ctx.facts.boot.initramfs_tool {
+        Some(InitramfsTool::Mkinitrd) => vec![
+            "chroot".into(),
+            NEW_ROOT.into(),
+            "mkinitrd".into(),
+            "-f".into(),
+            "--preload=raid1".into(),
+            "--with=raid1".into(),
+            initrd,
+            kver,
+        ],
+        Some(InitramfsTool::InitramfsTools) => vec![
+            "chroot".into(),
+            NEW_ROOT.into(),
+            "update-initramfs".into(),
+            "-u".into(),
+            "-k".into(),
+            kver,
+        ],
+        _ => vec![
+            "chroot".into(),
+            NEW_ROOT.into(),
+            "dracut".into(),
+            "--force".into(),
+            "--mdadmconf".into(),
+            "--add".into(),
+            "mdraid".into(),
+            "--add-drivers".into(),
+            "raid1".into(),
+            initrd,
+            kver,
+        ],
+    };
+    step(
+        "build-initramfs",
+        "an initramfs that assembles the arrays from the copy's mdadm.conf",
+        vec![writes(ctx.target)],
+        vec![run_owned(argv)],
+        DoneCheck::Journal,
+    )
+}
+
+fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
+    let tgt = ctx.target;
+    let mut actions = Vec::new();
+    let mut done = DoneCheck::Journal;
+    let mut writes_list = vec![writes(tgt)];
+    match (ctx.layout.profile, ctx.layout.esp) {
+        (Profile::XenServerUefi, Some(esp)) => {
+            if let Some((action, label)) = ctx.efibootmgr(tgt, esp) {
+                actions.push(action);
+                done = DoneCheck::EfiBootEntry { label };
+                writes_list.push(Writes::Firmware);
+            }
+        }
+        (Profile::XenServer65, _) => {
+            let gptmbr = ctx
+                .facts
+                .boot
+                .gptmbr_path
+                .clone()
+                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
+            actions.push(run(&[
+                "chroot",
+                NEW_ROOT,
+                "extlinux",
+                "--raid",
+                "--install",
+                "/boot",
+            ]));
+            actions.push(run(&[
+                "dd",
+                &format!("if={}", in_new_root(&gptmbr)),
+                &format!("of={}", tgt.stable_path()),
+                "bs=440",
+                "count=1",
+                "conv=notrunc",
+            ]));
+            actions.push(run(&["sgdisk", "--attributes=1:set:2", &tgt.stable_path()]));
+            done = DoneCheck::BootCode {
+                by_id: tgt.stable_path(),
+                code: "syslinux_gpt_mbr".into(),
+            };
+        }
+        _ => {
+            let install = ctx.tool(&["grub-install", "grub2-install"]);
+            if ctx.layout.profile == Profile::PlainGrub2 {
+                let mkconfig = ctx.tool(&["grub-mkconfig", "grub2-mkconfig"]);
+                let cfg = ctx
+                    .facts
+                    .boot
+                    .config_path
+                    .clone()
+                    .unwrap_or_else(|| "/boot/grub/grub.cfg".into());
+                actions.push(run(&["chroot", NEW_ROOT, mkconfig, "-o", &cfg]));
+            }
+            actions.push(run(&[
+                "chroot",
+                NEW_ROOT,
+                install,
+                "--target=i386-pc",
+                &tgt.stable_path(),
+            ]));
+            done = DoneCheck::BootCode {
+                by_id: tgt.stable_path(),
+                code: "grub2".into(),
+            };
+        }
+    }
+    vec![step(
+        "bootloader-target",
+        "make the target bootable on its own, from the copy's /boot on md",
+        writes_list,
+        actions,
+        done,
+    )]
+}
+
+fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
+    let src_w = vec![writes(ctx.src())];
+    let Some((path, rewritten)) = ctx.rewritten_boot_config() else {
+        return Vec::new();
+    };
+    let Some(original) = ctx.facts.files.get(&path) else {
+        return Vec::new();
+    };
+    let config = ctx.facts.boot.config.as_ref();
+    let backup = format!("{path}.xenraid-backup");
+    match ctx.layout.profile {
+        Profile::XenServer7Bios => {
+            let var = if config.is_some_and(|c| c.has_override_entry) {
+                "override_entry"
+            } else if config.is_some_and(|c| c.has_next_entry) {
+                "next_entry"
+            } else {
+                return Vec::new();
+            };
+            let Some(new) = grub_with_boot_once(original, &rewritten) else {
+                return Vec::new();
+            };
+            let dir = path
+                .rsplit_once('/')
+                .map(|(d, _)| d)
+                .unwrap_or("/boot/grub");
+            let editenv = ctx.tool(&["grub-editenv", "grub2-editenv"]);
+            vec![step(
+                "boot-once",
+                "one-shot GRUB entry on the original disk: the next boot tries the RAID, the one after returns to the original unless the RAID came up",
+                src_w,
+                vec![
+                    run(&["cp", "-a", &path, &backup]),
+                    edit_action(&path, original, &new),
+                    run(&[editenv, &format!("{dir}/grubenv"), "set", &format!("{var}={BOOT_ONCE_TITLE}")]),
+                ],
+                DoneCheck::FileContains {
+                    path: path.clone(),
+                    text: BOOT_ONCE_TITLE.into(),
+                },
+            )]
+        }
+        Profile::XenServer65 => {
+            let raid_initrd = "/boot/initrd-xenraid.img";
+            let Some(initrd) = ctx
+                .facts
+                .boot
+                .default_entry()
+                .and_then(|e| e.initrd.clone())
+            else {
+                return Vec::new();
+            };
+            let Some(new) = extlinux_with_boot_once(original, &rewritten, raid_initrd) else {
+                return Vec::new();
+            };
+            vec![step(
+                "boot-once",
+                "one-shot extlinux label on the original disk booting the RAID root (extlinux --once)",
+                src_w,
+                vec![
+                    run(&["cp", "-a", &path, &backup]),
+                    run(&["cp", &in_new_root(&initrd), raid_initrd]),
+                    edit_action(&path, original, &new),
+                    run(&["extlinux", &format!("--once={BOOT_ONCE_LABEL}"), "/boot"]),
+                ],
+                DoneCheck::FileContains {
+                    path: path.clone(),
+                    text: format!("label {BOOT_ONCE_LABEL}"),
+                },
+            )]
+        }
+        // UEFI: efibootmgr --create puts the target's entry first in BootOrder. Plain GRUB2:
+        // grub-mkconfig output is not known before it runs; the firmware boot menu picks.
+        _ => Vec::new(),
+    }
+}
+
+fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
+    let src = ctx.src();
+    let tgt = ctx.target;
+    let src_w = || vec![writes(src)];
+    let mut steps = Vec::new();
+
+    let mut guards = vec![Action::Assert {
+        check: DoneCheck::RootOn {
+            device: ctx
+                .root_array()
+                .map(|a| a.device.clone())
+                .unwrap_or_default(),
+        },
+    }];
+    for array in &ctx.layout.arrays {
+        guards.push(Action::Assert {
+            check: DoneCheck::ArrayMember {
+                uuid: array.uuid.clone(),
+                member: tgt.partition_path(array.partition),
+            },
+        });
+    }
+    steps.push(step(
+        "point-of-no-return",
+        "before the original disk (found by serial/WWN, never by kernel name) is touched: / is on md and every array runs on the target",
+        vec![Writes::Nothing],
+        guards,
+        DoneCheck::Journal,
+    ));
+
+    let mut wipe: Vec<Action> = src
+        .partitions
+        .iter()
+        .map(|p| run(&["wipefs", "--all", &src.partition_path(p.number)]))
+        .collect();
+    wipe.push(run(&["sgdisk", "--zap-all", &src.stable_path()]));
+    steps.push(step(
+        "wipe-original",
+        "erase the original's filesystems: their labels would collide with the arrays'",
+        src_w(),
+        wipe,
+        DoneCheck::Journal,
+    ));
+    steps.push(step(
+        "partition-original",
+        "copy the target's partition table to the original, with new GUIDs",
+        src_w(),
+        partition_commands(ctx, src, tgt),
+        DoneCheck::PartitionTable {
+            by_id: src.stable_path(),
+            partitions: ctx.partition_shapes(),
+        },
+    ));
+    let mut clear: Vec<Action> = ctx
+        .partition_shapes()
+        .iter()
+        .map(|s| run(&["wipefs", "--all", &src.partition_path(s.number)]))
+        .collect();
+    clear.push(run(&["udevadm", "settle"]));
+    steps.push(step(
+        "clear-original-signatures",
+        "no stale signature may sit under a new member",
+        src_w(),
+        clear,
+        DoneCheck::Journal,
+    ));
+    for array in &ctx.layout.arrays {
+        let member = src.partition_path(array.partition);
+        steps.push(step(
+            &format!("add-member-{}", array.role),
+            &format!(
+                "the original's partition {} joins {}; resync starts",
+                array.partition, array.device
+            ),
+            src_w(),
+            vec![run(&["mdadm", "--add", &array.device, &member])],
+            DoneCheck::ArrayMember {
+                uuid: array.uuid.clone(),
+                member,
+            },
+        ));
+    }
+
+    let mut actions = Vec::new();
+    let mut done = Vec::new();
+    let mut writes_list = vec![writes(src), writes(tgt)];
+    match (ctx.layout.profile, ctx.layout.esp) {
+        (Profile::XenServerUefi, Some(esp)) => {
+            let part = src.partition_path(esp);
+            actions.push(run_owned(vec![
+                "mkfs.vfat".into(),
+                "-F".into(),
+                "32".into(),
+                "-i".into(),
+                ctx.esp_id(src),
+                "-n".into(),
+                ctx.esp_label(src),
+                part.clone(),
+            ]));
+            actions.push(run(&["mkdir", "-p", ESP_STAGING]));
+            actions.push(run(&["mount", &part, ESP_STAGING]));
+            actions.push(run(&[
+                "cp",
+                "-r",
+                "--preserve=timestamps",
+                "/boot/efi/.",
+                &format!("{ESP_STAGING}/"),
+            ]));
+            actions.push(run(&["umount", ESP_STAGING]));
+            if let Some((action, label)) = ctx.efibootmgr(src, esp) {
+                actions.push(action);
+                done.push(DoneCheck::EfiBootEntry { label });
+            }
+            writes_list = vec![writes(src), Writes::Firmware];
+        }
+        (Profile::XenServer65, _) => {
+            let gptmbr = ctx
+                .facts
+                .boot
+                .gptmbr_path
+                .clone()
+                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
+            actions.push(run(&["extlinux", "--raid", "--install", "/boot"]));
+            for disk in [src, tgt] {
+                actions.push(run(&[
+                    "dd",
+                    &format!("if={gptmbr}"),
+                    &format!("of={}", disk.stable_path()),
+                    "bs=440",
+                    "count=1",
+                    "conv=notrunc",
+                ]));
+                actions.push(run(&[
+                    "sgdisk",
+                    "--attributes=1:set:2",
+                    &disk.stable_path(),
+                ]));
+                done.push(DoneCheck::BootCode {
+                    by_id: disk.stable_path(),
+                    code: "syslinux_gpt_mbr".into(),
+                });
+            }
+        }
+        _ => {
+            let install = ctx.tool(&["grub-install", "grub2-install"]);
+            for disk in [src, tgt] {
+                actions.push(run(&[install, "--target=i386-pc", &disk.stable_path()]));
+                done.push(DoneCheck::BootCode {
+                    by_id: disk.stable_path(),
+                    code: "grub2".into(),
+                });
+            }
+        }
+    }
+    steps.push(step(
+        "bootloader-both",
+        "each disk boots on its own: the boot loader goes on every member disk",
+        writes_list,
+        actions,
+        DoneCheck::All { checks: done },
+    ));
+    steps
+}
+
+fn storage(ctx: &Ctx<'_>) -> Vec<Step> {
+    let (Some(name), Some(array)) = (
+        ctx.sr_name,
+        ctx.layout
+            .arrays
+            .iter()
+            .find(|a| a.content == Content::Storage),
+    ) else {
+        return Vec::new();
+    };
+    if !ctx.facts.has_tool("xe") {
+        return Vec::new();
+    }
+    let mut sr_create = vec![
+        "xe".to_string(),
+        "sr-create".into(),
+        "type=lvm".into(),
+        "content-type=user".into(),
+        "shared=false".into(),
+        format!("device-config:device={}", array.device),
+        format!("name-label={name}"),
+    ];
+    if let Some(host) = &ctx.facts.product.installation_uuid {
+        sr_create.push(format!("host-uuid={host}"));
+    }
+    vec![step(
+        "create-sr",
+        "the local SR on the mirrored storage array",
+        vec![writes(ctx.src()), writes(ctx.target)],
+        vec![
+            // dom0's lvm.conf may be read-only for metadata; override for this one command only.
+            run(&[
+                "pvcreate",
+                "--config",
+                "global{metadata_read_only=0}",
+                &array.device,
+            ]),
+            run_owned(sr_create),
+        ],
+        DoneCheck::SrExists {
+            name_label: name.to_string(),
+            device: array.device.clone(),
+        },
+    )]
+}
