@@ -10,7 +10,7 @@ use super::model::*;
 /// Where the RAID root is assembled before the reboot.
 pub const NEW_ROOT: &str = "/run/xenraid/newroot";
 /// Where the original disk's new ESP is filled after the reboot.
-const ESP_STAGING: &str = "/run/xenraid/esp";
+pub(super) const ESP_STAGING: &str = "/run/xenraid/esp";
 
 pub struct Ctx<'a> {
     pub facts: &'a HostFacts,
@@ -20,17 +20,17 @@ pub struct Ctx<'a> {
     pub sr_name: Option<&'a str>,
 }
 
-fn run(argv: &[&str]) -> Action {
+pub(super) fn run(argv: &[&str]) -> Action {
     Action::Run {
         argv: argv.iter().map(|s| s.to_string()).collect(),
     }
 }
 
-fn run_owned(argv: Vec<String>) -> Action {
+pub(super) fn run_owned(argv: Vec<String>) -> Action {
     Action::Run { argv }
 }
 
-fn writes(disk: &Disk) -> Writes {
+pub(super) fn writes(disk: &Disk) -> Writes {
     Writes::Disk {
         serial: disk.serial.clone(),
         wwn: disk.wwn.clone(),
@@ -38,7 +38,13 @@ fn writes(disk: &Disk) -> Writes {
     }
 }
 
-fn step(id: &str, why: &str, writes: Vec<Writes>, actions: Vec<Action>, done: DoneCheck) -> Step {
+pub(super) fn step(
+    id: &str,
+    why: &str,
+    writes: Vec<Writes>,
+    actions: Vec<Action>,
+    done: DoneCheck,
+) -> Step {
     Step {
         id: id.to_string(),
         why: why.to_string(),
@@ -48,16 +54,16 @@ fn step(id: &str, why: &str, writes: Vec<Writes>, actions: Vec<Action>, done: Do
     }
 }
 
-fn in_new_root(path: &str) -> String {
+pub(super) fn in_new_root(path: &str) -> String {
     format!("{NEW_ROOT}{path}")
 }
 
 impl<'a> Ctx<'a> {
-    fn src(&self) -> &Disk {
+    pub(super) fn src(&self) -> &Disk {
         self.layout.source
     }
 
-    fn root_array(&self) -> Option<&ArraySpec> {
+    pub(super) fn root_array(&self) -> Option<&ArraySpec> {
         self.layout.arrays.iter().find(|a| a.role == "root")
     }
 
@@ -109,7 +115,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn rd_md_args(&self) -> Vec<String> {
+    pub(super) fn rd_md_args(&self) -> Vec<String> {
         // dracut 059 assembles nothing without rd.md.uuid (or rd.auto); naming every array keeps
         // the backup and SR arrays from staying inactive, and foreign disks' arrays out.
         if self.facts.boot.initramfs_tool == Some(InitramfsTool::Dracut) {
@@ -138,12 +144,12 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn tool(&self, names: &[&'static str]) -> &'static str {
+    pub(super) fn tool(&self, names: &[&'static str]) -> &'static str {
         self.facts.first_tool(names).unwrap_or(names[0])
     }
 
     /// The boot configuration with root on md, or `None` when there is nothing to rewrite.
-    fn rewritten_boot_config(&self) -> Option<(String, String)> {
+    pub(super) fn rewritten_boot_config(&self) -> Option<(String, String)> {
         let path = self.facts.boot.config_path.clone()?;
         let text = self.facts.files.get(&path)?;
         let root = self.root_array()?;
@@ -212,7 +218,7 @@ impl<'a> Ctx<'a> {
         shapes
     }
 
-    fn esp_label(&self, disk: &Disk) -> String {
+    pub(super) fn esp_label(&self, disk: &Disk) -> String {
         if disk.name == self.target.name {
             "XRAID-ESP1".into()
         } else {
@@ -220,7 +226,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn esp_id(&self, disk: &Disk) -> String {
+    pub(super) fn esp_id(&self, disk: &Disk) -> String {
         vfat_id(&format!(
             "{}|esp",
             disk.serial.clone().unwrap_or_else(|| disk.stable_path())
@@ -244,7 +250,7 @@ impl<'a> Ctx<'a> {
         Some(format!("{dir}\\{file}"))
     }
 
-    fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
+    pub(super) fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
         let label = format!(
             "{} (xenraid {})",
             self.facts.product.brand,
@@ -513,9 +519,9 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
             mount_point: in_new_root("/dev"),
         },
     ));
-    steps.push(initramfs_step(ctx));
-    steps.extend(bootloader_target(ctx));
-    steps.extend(boot_once(ctx));
+    steps.push(super::boot_steps::initramfs_step(ctx));
+    steps.extend(super::boot_steps::bootloader_target(ctx));
+    steps.extend(super::boot_steps::boot_once(ctx));
 
     steps.push(step(
         "unmount-new-root",
@@ -682,209 +688,6 @@ fn config_edits(ctx: &Ctx<'_>) -> Vec<Step> {
     steps
 }
 
-fn initramfs_step(ctx: &Ctx<'_>) -> Step {
-    let kver = ctx.facts.product.kernel_release.clone().unwrap_or_default();
-    let initrd = ctx
-        .facts
-        .boot
-        .default_entry()
-        .and_then(|e| e.initrd.clone())
-        .unwrap_or_else(|| format!("/boot/initramfs-{kver}.img"));
-    let argv: Vec<String> = match ctx.facts.boot.initramfs_tool {
-        Some(InitramfsTool::Mkinitrd) => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
-            "mkinitrd".into(),
-            "-f".into(),
-            "--preload=raid1".into(),
-            "--with=raid1".into(),
-            initrd,
-            kver,
-        ],
-        Some(InitramfsTool::InitramfsTools) => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
-            "update-initramfs".into(),
-            "-u".into(),
-            "-k".into(),
-            kver,
-        ],
-        _ => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
-            "dracut".into(),
-            "--force".into(),
-            "--mdadmconf".into(),
-            "--add".into(),
-            "mdraid".into(),
-            "--add-drivers".into(),
-            "raid1".into(),
-            initrd,
-            kver,
-        ],
-    };
-    step(
-        "build-initramfs",
-        "an initramfs that assembles the arrays from the copy's mdadm.conf",
-        vec![writes(ctx.target)],
-        vec![run_owned(argv)],
-        DoneCheck::Journal,
-    )
-}
-
-fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
-    let tgt = ctx.target;
-    let mut actions = Vec::new();
-    let mut done = DoneCheck::Journal;
-    let mut writes_list = vec![writes(tgt)];
-    match (ctx.layout.profile, ctx.layout.esp) {
-        (Profile::XenServerUefi, Some(esp)) => {
-            if let Some((action, label)) = ctx.efibootmgr(tgt, esp) {
-                actions.push(action);
-                done = DoneCheck::EfiBootEntry { label };
-                writes_list.push(Writes::Firmware);
-            }
-        }
-        (Profile::XenServer65, _) => {
-            let gptmbr = ctx
-                .facts
-                .boot
-                .gptmbr_path
-                .clone()
-                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
-            actions.push(run(&[
-                "chroot",
-                NEW_ROOT,
-                "extlinux",
-                "--raid",
-                "--install",
-                "/boot",
-            ]));
-            actions.push(run(&[
-                "dd",
-                &format!("if={}", in_new_root(&gptmbr)),
-                &format!("of={}", tgt.stable_path()),
-                "bs=440",
-                "count=1",
-                "conv=notrunc",
-            ]));
-            actions.push(run(&["sgdisk", "--attributes=1:set:2", &tgt.stable_path()]));
-            done = DoneCheck::BootCode {
-                by_id: tgt.stable_path(),
-                code: "syslinux_gpt_mbr".into(),
-            };
-        }
-        _ => {
-            let install = ctx.tool(&["grub-install", "grub2-install"]);
-            if ctx.layout.profile == Profile::PlainGrub2 {
-                let mkconfig = ctx.tool(&["grub-mkconfig", "grub2-mkconfig"]);
-                let cfg = ctx
-                    .facts
-                    .boot
-                    .config_path
-                    .clone()
-                    .unwrap_or_else(|| "/boot/grub/grub.cfg".into());
-                actions.push(run(&["chroot", NEW_ROOT, mkconfig, "-o", &cfg]));
-            }
-            actions.push(run(&[
-                "chroot",
-                NEW_ROOT,
-                install,
-                "--target=i386-pc",
-                &tgt.stable_path(),
-            ]));
-            done = DoneCheck::BootCode {
-                by_id: tgt.stable_path(),
-                code: "grub2".into(),
-            };
-        }
-    }
-    vec![step(
-        "bootloader-target",
-        "make the target bootable on its own, from the copy's /boot on md",
-        writes_list,
-        actions,
-        done,
-    )]
-}
-
-fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
-    let src_w = vec![writes(ctx.src())];
-    let Some((path, rewritten)) = ctx.rewritten_boot_config() else {
-        return Vec::new();
-    };
-    let Some(original) = ctx.facts.files.get(&path) else {
-        return Vec::new();
-    };
-    let config = ctx.facts.boot.config.as_ref();
-    let backup = format!("{path}.xenraid-backup");
-    match ctx.layout.profile {
-        Profile::XenServer7Bios => {
-            let var = if config.is_some_and(|c| c.has_override_entry) {
-                "override_entry"
-            } else if config.is_some_and(|c| c.has_next_entry) {
-                "next_entry"
-            } else {
-                return Vec::new();
-            };
-            let Some(new) = grub_with_boot_once(original, &rewritten) else {
-                return Vec::new();
-            };
-            let dir = path
-                .rsplit_once('/')
-                .map(|(d, _)| d)
-                .unwrap_or("/boot/grub");
-            let editenv = ctx.tool(&["grub-editenv", "grub2-editenv"]);
-            vec![step(
-                "boot-once",
-                "one-shot GRUB entry on the original disk: the next boot tries the RAID, the one after returns to the original unless the RAID came up",
-                src_w,
-                vec![
-                    run(&["cp", "-a", &path, &backup]),
-                    edit_action(&path, original, &new),
-                    run(&[editenv, &format!("{dir}/grubenv"), "set", &format!("{var}={BOOT_ONCE_TITLE}")]),
-                ],
-                DoneCheck::FileContains {
-                    path: path.clone(),
-                    text: BOOT_ONCE_TITLE.into(),
-                },
-            )]
-        }
-        Profile::XenServer65 => {
-            let raid_initrd = "/boot/initrd-xenraid.img";
-            let Some(initrd) = ctx
-                .facts
-                .boot
-                .default_entry()
-                .and_then(|e| e.initrd.clone())
-            else {
-                return Vec::new();
-            };
-            let Some(new) = extlinux_with_boot_once(original, &rewritten, raid_initrd) else {
-                return Vec::new();
-            };
-            vec![step(
-                "boot-once",
-                "one-shot extlinux label on the original disk booting the RAID root (extlinux --once)",
-                src_w,
-                vec![
-                    run(&["cp", "-a", &path, &backup]),
-                    run(&["cp", &in_new_root(&initrd), raid_initrd]),
-                    edit_action(&path, original, &new),
-                    run(&["extlinux", &format!("--once={BOOT_ONCE_LABEL}"), "/boot"]),
-                ],
-                DoneCheck::FileContains {
-                    path: path.clone(),
-                    text: format!("label {BOOT_ONCE_LABEL}"),
-                },
-            )]
-        }
-        // UEFI: efibootmgr --create puts the target's entry first in BootOrder. Plain GRUB2:
-        // grub-mkconfig output is not known before it runs; the firmware boot menu picks.
-        _ => Vec::new(),
-    }
-}
-
 fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     let src = ctx.src();
     let tgt = ctx.target;
@@ -968,84 +771,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         ));
     }
 
-    let mut actions = Vec::new();
-    let mut done = Vec::new();
-    let mut writes_list = vec![writes(src), writes(tgt)];
-    match (ctx.layout.profile, ctx.layout.esp) {
-        (Profile::XenServerUefi, Some(esp)) => {
-            let part = src.partition_path(esp);
-            actions.push(run_owned(vec![
-                "mkfs.vfat".into(),
-                "-F".into(),
-                "32".into(),
-                "-i".into(),
-                ctx.esp_id(src),
-                "-n".into(),
-                ctx.esp_label(src),
-                part.clone(),
-            ]));
-            actions.push(run(&["mkdir", "-p", ESP_STAGING]));
-            actions.push(run(&["mount", &part, ESP_STAGING]));
-            actions.push(run(&[
-                "cp",
-                "-r",
-                "--preserve=timestamps",
-                "/boot/efi/.",
-                &format!("{ESP_STAGING}/"),
-            ]));
-            actions.push(run(&["umount", ESP_STAGING]));
-            if let Some((action, label)) = ctx.efibootmgr(src, esp) {
-                actions.push(action);
-                done.push(DoneCheck::EfiBootEntry { label });
-            }
-            writes_list = vec![writes(src), Writes::Firmware];
-        }
-        (Profile::XenServer65, _) => {
-            let gptmbr = ctx
-                .facts
-                .boot
-                .gptmbr_path
-                .clone()
-                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
-            actions.push(run(&["extlinux", "--raid", "--install", "/boot"]));
-            for disk in [src, tgt] {
-                actions.push(run(&[
-                    "dd",
-                    &format!("if={gptmbr}"),
-                    &format!("of={}", disk.stable_path()),
-                    "bs=440",
-                    "count=1",
-                    "conv=notrunc",
-                ]));
-                actions.push(run(&[
-                    "sgdisk",
-                    "--attributes=1:set:2",
-                    &disk.stable_path(),
-                ]));
-                done.push(DoneCheck::BootCode {
-                    by_id: disk.stable_path(),
-                    code: "syslinux_gpt_mbr".into(),
-                });
-            }
-        }
-        _ => {
-            let install = ctx.tool(&["grub-install", "grub2-install"]);
-            for disk in [src, tgt] {
-                actions.push(run(&[install, "--target=i386-pc", &disk.stable_path()]));
-                done.push(DoneCheck::BootCode {
-                    by_id: disk.stable_path(),
-                    code: "grub2".into(),
-                });
-            }
-        }
-    }
-    steps.push(step(
-        "bootloader-both",
-        "each disk boots on its own: the boot loader goes on every member disk",
-        writes_list,
-        actions,
-        DoneCheck::All { checks: done },
-    ));
+    steps.push(super::boot_steps::bootloader_both(ctx));
     steps
 }
 
