@@ -287,8 +287,11 @@ fn read_disk(
         .read_to_string(&format!("/run/udev/data/b{dev}"))
         .map(|t| parse_udev_db(&t))
         .unwrap_or_default();
+    // ID_SCSI_SERIAL is the unit serial (VPD page 0x80, what the drive's label says); on a
+    // SCSI/SAS disk with an NAA identifier ID_SERIAL_SHORT is only the WWN again (lab capture).
     let serial = udev
-        .get("ID_SERIAL_SHORT")
+        .get("ID_SCSI_SERIAL")
+        .or_else(|| udev.get("ID_SERIAL_SHORT"))
         .cloned()
         .or_else(|| read_trimmed(src, &format!("{sys}/device/serial")))
         .or_else(|| read_trimmed(src, &format!("{sys}/serial")))

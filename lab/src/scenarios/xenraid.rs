@@ -72,6 +72,12 @@ pub fn inspect(ctx: &mut Ctx) -> Result<()> {
             ensure!(human.contains(image.fact("ROOT_LABEL")), "human inspect lacks the root label:\n{human}");
             let t_inspect = median_ms(&mut vm, &format!("{GUEST_BIN} inspect --json"), 7)?;
             let t_plan = median_ms(&mut vm, &format!("{GUEST_BIN} plan --target {} --json", tgt.by_id()), 7)?;
+            let own = vm.run_status(&format!("{GUEST_BIN} plan --target {} --json", sys.by_id()), MIN)?;
+            ensure!(own.status == 3, "plan onto the system disk exited {} (want 3)", own.status);
+            let failed = failed_checks(&serde_json::from_str(&own.stdout)?);
+            ensure!(failed.iter().any(|f| f == "target-not-in-use"), "plan onto the system disk: failed {failed:?}");
+            let good = vm.run_status(&format!("{GUEST_BIN} plan --target {}", tgt.by_id()), MIN)?;
+            ensure!(good.status == 0, "plan onto the blank disk exited {}:\n{}\n{}", good.status, good.stdout, good.stderr);
             println!("TIMING {profile} inspect {t_inspect:.0} ms, plan {t_plan:.0} ms (median of 7, in the guest)");
             ensure!(t_inspect < 200.0 && t_plan < 200.0, "{profile}: inspect {t_inspect} ms / plan {t_plan} ms (limit 200)");
             vm.shutdown(5 * MIN)
@@ -138,20 +144,20 @@ struct BadTarget {
 }
 
 const BAD_TARGETS: &[BadTarget] = &[
-    BadTarget { name: "too-small", size: "2G", spoil: "", checks: &["target-size"] },
+    BadTarget { name: "too-small", size: "2G", spoil: "", checks: &["target-large-enough"] },
     BadTarget {
         name: "stale-md-ext4",
         size: "4G",
         spoil: "sgdisk -n1:0:+1G -t1:fd00 -n2:0:+1G -t2:8300 $T && partx -u $T; udevadm settle; \
                 mdadm --create /dev/md99 --run --level=1 --raid-devices=2 --metadata=1.2 ${T}1 missing && \
                 mdadm --stop /dev/md99 && mkfs.ext4 -q ${T}2",
-        checks: &["target-signatures", "target-in-use"],
+        checks: &["target-blank", "target-not-in-use"],
     },
     BadTarget {
         name: "lvm-pv",
         size: "4G",
         spoil: "pvcreate -ff -y $T && vgcreate oldvg $T && vgchange -an oldvg",
-        checks: &["target-signatures", "target-in-use"],
+        checks: &["target-blank", "target-not-in-use"],
     },
 ];
 
