@@ -75,6 +75,18 @@ pub fn root_source(vm: &mut Vm) -> Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
+/// Waits until no array in /proc/mdstat is inactive. Degraded arrays that are not needed
+/// for the root filesystem are started by mdadm's last-resort timer, ~30 s into the boot.
+pub fn wait_arrays_active(vm: &mut Vm, timeout: Duration) -> Result<Vec<MdArray>> {
+    let secs = timeout.as_secs();
+    let script = format!(
+        "for i in $(seq 1 {secs}); do grep -q inactive /proc/mdstat || exit 0; sleep 1; done; cat /proc/mdstat; exit 1"
+    );
+    vm.run(&script, timeout + Duration::from_secs(30))
+        .map_err(|e| e.context("arrays still inactive"))?;
+    mdstat(vm)
+}
+
 /// Waits until no array is resyncing/recovering, then requires every array `[UU]`.
 pub fn wait_all_in_sync(vm: &mut Vm, timeout: Duration) -> Result<Vec<MdArray>> {
     vm.run(

@@ -123,6 +123,17 @@ impl<'a> Ctx<'a> {
             took.as_secs_f64(),
             vm.system_state
         );
+        if vm.system_state == "degraded" {
+            let failed = vm.run_status(
+                "systemctl --failed --no-legend --plain",
+                Duration::from_secs(30),
+            )?;
+            eprintln!(
+                "[{}]   {name}: failed units: {}",
+                self.scenario,
+                failed.stdout.trim().replace('\n', "; ")
+            );
+        }
         Ok(vm)
     }
 

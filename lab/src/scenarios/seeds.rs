@@ -2,7 +2,7 @@
 //! and disk-loss behaviour, and the baseline xenraid is measured against.
 
 use super::Ctx;
-use crate::guest_state::{mdstat, root_source, wait_all_in_sync};
+use crate::guest_state::{root_source, wait_all_in_sync, wait_arrays_active};
 use crate::images::blank_disk;
 use crate::vm::{Disk, Vm};
 use anyhow::{ensure, Context, Result};
@@ -128,7 +128,7 @@ fn run_seed(ctx: &mut Ctx, seed: &Seed) -> Result<()> {
         ctx.phase(name, |c| {
             let mut vm = c.boot(name, &image, &[disk])?;
             assert_root_on_md0(&mut vm, name)?;
-            let arrays = mdstat(&mut vm)?;
+            let arrays = wait_arrays_active(&mut vm, 3 * MIN)?;
             let degraded_ok = arrays
                 .iter()
                 .filter(|x| x.name != seed.sr_array)
