@@ -231,6 +231,7 @@ fn provision(image: &Image) -> Result<()> {
                 append: image.fact("CMDLINE").to_string(),
             },
             uefi_vars: None,
+            boot_disk: 0,
             memory_mb: 1536,
         })?;
         vm.wait_booted(Duration::from_secs(300))?;
@@ -249,6 +250,7 @@ fn provision(image: &Image) -> Result<()> {
         disks: vec![disk],
         boot: Boot::Firmware,
         uefi_vars: vars,
+        boot_disk: 0,
         memory_mb: 1536,
     })?;
     vm.wait_booted(Duration::from_secs(300))?;

@@ -55,8 +55,11 @@ pub enum Boot {
 pub struct VmConfig {
     pub name: String,
     pub dir: PathBuf,
-    /// In bus order: the first gets scsi-id 0 (usually sda) and the first boot priority.
+    /// In bus order: the first gets scsi-id 0 (usually sda).
     pub disks: Vec<Disk>,
+    /// Index in `disks` of the disk the firmware boots first (the others follow in bus
+    /// order). SeaBIOS, like many real BIOSes, tries only the first hard disk it is given.
+    pub boot_disk: usize,
     pub boot: Boot,
     /// OVMF variable store to use (UEFI guests); None = SeaBIOS.
     pub uefi_vars: Option<PathBuf>,
@@ -172,7 +175,8 @@ impl Vm {
                 disk.path.display(),
                 disk.format()
             ));
-            cmd.arg("-device").arg(disk_device(i, disk, Some(i + 1)));
+            let priority = if i == config.boot_disk { 1 } else { i + 2 };
+            cmd.arg("-device").arg(disk_device(i, disk, Some(priority)));
         }
         if let Boot::Direct {
             kernel,

@@ -70,7 +70,8 @@ pub fn driver(ctx: &mut Ctx) -> Result<()> {
         vm.power_cut()
     })?;
     ctx.phase("swapped-order", |cx| {
-        let mut vm = cx.boot("boot2-swapped", &image, &[&b, &a])?;
+        // B first on the bus (the kernel names it sda), the firmware still boots A
+        let mut vm = cx.boot_from("boot2-swapped", &image, &[&b, &a], 1)?;
         let seen = vm.run(DISKS, MIN)?.stdout;
         ensure!(
             seen.trim() == "sda:XRLAB-TGT0 sdb:XRLAB-SYS0",

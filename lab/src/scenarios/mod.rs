@@ -99,6 +99,17 @@ impl<'a> Ctx<'a> {
 
     /// Boots through the firmware with `disks` in this bus/boot order; waits for the agent.
     pub fn boot(&self, name: &str, image: &Image, disks: &[&Disk]) -> Result<Vm> {
+        self.boot_from(name, image, disks, 0)
+    }
+
+    /// Like `boot`, with the firmware booting `disks[boot_disk]` whatever its bus position.
+    pub fn boot_from(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        boot_disk: usize,
+    ) -> Result<Vm> {
         let vars = self.dir.join("uefi-vars.fd");
         let uefi_vars = if image.is_uefi() {
             if !vars.exists() {
@@ -114,6 +125,7 @@ impl<'a> Ctx<'a> {
             disks: disks.iter().map(|d| (*d).clone()).collect(),
             boot: Boot::Firmware,
             uefi_vars,
+            boot_disk,
             memory_mb: 1536,
         })?;
         let took = vm.wait_booted(Duration::from_secs(600))?;
