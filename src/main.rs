@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
@@ -50,9 +51,12 @@ fn read_facts(cli: &Cli) -> anyhow::Result<HostFacts> {
     let facts = match &cli.root {
         Some(root) => {
             let source = RootedSource::captured(root);
-            discover(&source as &dyn HostSource)
+            discover(&Prefetched::new(&source) as &dyn HostSource)
         }
-        None => discover(&RootedSource::live() as &dyn HostSource),
+        None => {
+            let source = RootedSource::live();
+            discover(&Prefetched::new(&source) as &dyn HostSource)
+        }
     };
     facts.context("reading the host")
 }

@@ -45,7 +45,7 @@ pub const TOOLS: &[&str] = &[
     "xe",
 ];
 
-const TOOL_DIRS: &[&str] = &[
+pub(crate) const TOOL_DIRS: &[&str] = &[
     "/usr/local/sbin",
     "/usr/local/bin",
     "/usr/sbin",
@@ -241,7 +241,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
     })
 }
 
-fn is_virtual_block(name: &str) -> bool {
+pub(crate) fn is_virtual_block(name: &str) -> bool {
     [
         "loop", "ram", "sr", "md", "dm-", "zram", "nbd", "fd", "tdx", "td",
     ]

@@ -3,6 +3,7 @@
 pub mod discover;
 pub mod facts;
 pub mod parse;
+pub mod prefetch;
 pub mod render;
 pub mod source;
 

@@ -30,8 +30,14 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "inspect",
             core: true,
-            about: "xenraid inspect --json in each image matches its recipe; inspect/plan < 200 ms",
+            about: "xenraid inspect --json in each image matches its recipe; plan refuses the system disk",
             run: xenraid::inspect,
+        },
+        Scenario {
+            name: "speed",
+            core: false,
+            about: "inspect and plan median wall time in each guest, limit 200 ms",
+            run: xenraid::speed,
         },
         Scenario {
             name: "bad-targets",

@@ -62,14 +62,40 @@ pub fn inspect(ctx: &mut Ctx) -> Result<()> {
         ctx.phase(&format!("inspect-{profile}"), |c| {
             let image = c.image(profile)?;
             let sys = image.system_disk(&c.dir.join(format!("{profile}-sys.qcow2")))?;
-            let tgt = blank_disk(&c.dir.join(format!("{profile}-tgt.qcow2")), "4G", "XRLAB-TGT0", 0x5000c500a0000002)?;
+            let tgt = blank_disk(
+                &c.dir.join(format!("{profile}-tgt.qcow2")),
+                "4G",
+                "XRLAB-TGT0",
+                0x5000c500a0000002,
+            )?;
             let mut vm = c.boot(&format!("inspect-{profile}"), &image, &[&sys, &tgt])?;
             install(&mut vm)?;
             let out = vm.run(&format!("{GUEST_BIN} inspect --json"), MIN)?;
-            let facts: Value = serde_json::from_str(&out.stdout).context("inspect --json is not JSON")?;
+            let facts: Value =
+                serde_json::from_str(&out.stdout).context("inspect --json is not JSON")?;
             check_inspect(&image, &facts).map_err(|e| vm.fail(e))?;
             let human = vm.run(&format!("{GUEST_BIN} inspect"), MIN)?.stdout;
-            ensure!(human.contains(image.fact("ROOT_LABEL")), "human inspect lacks the root label:\n{human}");
+            ensure!(
+                human.contains(image.fact("ROOT_LABEL")),
+                "human inspect lacks the root label:\n{human}"
+            );
+            vm.shutdown(5 * MIN)
+        })?;
+    }
+    Ok(())
+}
+
+/// inspect and plan must each answer in under 200 ms inside a guest (issue 3's number).
+/// Measured under the lab's accelerator: under TCG every process start costs ~10x native.
+pub fn speed(ctx: &mut Ctx) -> Result<()> {
+    let mut slow = Vec::new();
+    for profile in crate::images::PROFILES {
+        ctx.phase(&format!("speed-{profile}"), |c| {
+            let image = c.image(profile)?;
+            let sys = image.system_disk(&c.dir.join(format!("{profile}-sys.qcow2")))?;
+            let tgt = blank_disk(&c.dir.join(format!("{profile}-tgt.qcow2")), "4G", "XRLAB-TGT0", 0x5000c500a0000002)?;
+            let mut vm = c.boot(&format!("speed-{profile}"), &image, &[&sys, &tgt])?;
+            install(&mut vm)?;
             let t_inspect = median_ms(&mut vm, &format!("{GUEST_BIN} inspect --json"), 7)?;
             let t_plan = median_ms(&mut vm, &format!("{GUEST_BIN} plan --target {} --json", tgt.by_id()), 7)?;
             let own = vm.run_status(&format!("{GUEST_BIN} plan --target {} --json", sys.by_id()), MIN)?;
@@ -79,10 +105,17 @@ pub fn inspect(ctx: &mut Ctx) -> Result<()> {
             let good = vm.run_status(&format!("{GUEST_BIN} plan --target {}", tgt.by_id()), MIN)?;
             ensure!(good.status == 0, "plan onto the blank disk exited {}:\n{}\n{}", good.status, good.stdout, good.stderr);
             println!("TIMING {profile} inspect {t_inspect:.0} ms, plan {t_plan:.0} ms (median of 7, in the guest)");
-            ensure!(t_inspect < 200.0 && t_plan < 200.0, "{profile}: inspect {t_inspect} ms / plan {t_plan} ms (limit 200)");
+            if t_inspect >= 200.0 || t_plan >= 200.0 {
+                slow.push(format!("{profile}: inspect {t_inspect:.0} ms, plan {t_plan:.0} ms"));
+            }
             vm.shutdown(5 * MIN)
         })?;
     }
+    ensure!(
+        slow.is_empty(),
+        "over the 200 ms limit: {}",
+        slow.join("; ")
+    );
     Ok(())
 }
 
