@@ -26,6 +26,9 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Boot PROFILE with a blank 4G target attached, run SCRIPT (bash) in it, print the
+    /// output: a quick look inside a guest while developing.
+    Exec { profile: String, script: String },
     /// Run a capture script in every image and unpack its output under OUT/<profile>/
     /// (how tests/fixtures/lab/ is refreshed).
     Capture {
@@ -65,6 +68,26 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Run { names } => run(&lab, &names)?,
+        Cmd::Exec { profile, script } => {
+            let ctx = scenarios::Ctx::new(&lab, "exec")?;
+            let image = ctx.image(&profile)?;
+            let sys = image.system_disk(&ctx.dir.join("sys.qcow2"))?;
+            let tgt = images::blank_disk(
+                &ctx.dir.join("tgt.qcow2"),
+                "4G",
+                "XRLAB-TGT0",
+                0x5000c500a0000002,
+            )?;
+            let mut vm = ctx.boot("exec", &image, &[&sys, &tgt])?;
+            let out = vm.run_status(&script, std::time::Duration::from_secs(600))?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            vm.shutdown(std::time::Duration::from_secs(300))?;
+            ctx.cleanup(true);
+            if out.status != 0 {
+                bail!("exit status {}", out.status);
+            }
+        }
         Cmd::Capture { script, out } => {
             let mut ctx = scenarios::Ctx::new(&lab, "capture")?;
             let r = scenarios::xenraid::capture(&mut ctx, &script, &out);
