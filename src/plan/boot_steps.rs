@@ -70,12 +70,7 @@ pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
             }
         }
         (Profile::XenServer65, _) => {
-            let gptmbr = ctx
-                .facts
-                .boot
-                .gptmbr_path
-                .clone()
-                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
+            let gptmbr = gptmbr_path(ctx);
             actions.push(run(&[
                 "chroot",
                 NEW_ROOT,
@@ -245,12 +240,7 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
             writes_list = vec![writes(src), Writes::Firmware];
         }
         (Profile::XenServer65, _) => {
-            let gptmbr = ctx
-                .facts
-                .boot
-                .gptmbr_path
-                .clone()
-                .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
+            let gptmbr = gptmbr_path(ctx);
             actions.push(run(&["extlinux", "--raid", "--install", "/boot"]));
             for disk in [src, tgt] {
                 actions.push(run(&[
@@ -290,4 +280,13 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
         actions,
         DoneCheck::All { checks: done },
     )
+}
+
+/// Where this host's syslinux keeps gptmbr.bin (CentOS 5/6: /usr/share/syslinux).
+fn gptmbr_path(ctx: &Ctx<'_>) -> String {
+    ctx.facts
+        .boot
+        .gptmbr_path
+        .clone()
+        .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into())
 }
