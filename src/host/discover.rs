@@ -16,7 +16,7 @@ use super::parse::mountinfo::{parse_mountinfo, parse_swaps};
 use super::parse::xe::join_srs_and_pbds;
 use super::parse::ParseError;
 use super::source::HostSource;
-use crate::exec::{Command, ExecError};
+use crate::exec::ExecError;
 
 /// Programs whose presence decides what a plan can do.
 pub const TOOLS: &[&str] = &[
@@ -107,10 +107,39 @@ fn read_number(src: &dyn HostSource, path: &str) -> Option<u64> {
     read_trimmed(src, path)?.parse().ok()
 }
 
+/// The probes discovery runs, defined once: `prefetch` starts the same argv ahead of time.
+pub(crate) mod probes {
+    use crate::exec::Command;
+
+    pub fn blkid(device: &str) -> Command {
+        Command::new("blkid", ["-p", "-o", "export", device])
+    }
+    pub fn mdadm_detail(device: &str) -> Command {
+        Command::new("mdadm", ["--detail", "--export", device])
+    }
+    pub fn pvs() -> Command {
+        Command::new(
+            "pvs",
+            [
+                "--noheadings",
+                "--nameprefixes",
+                "-o",
+                "pv_name,vg_name,pv_uuid",
+            ],
+        )
+    }
+    pub fn xe_sr_list() -> Command {
+        Command::new("xe", ["sr-list", "params=uuid,name-label,type"])
+    }
+    pub fn xe_pbd_list() -> Command {
+        Command::new("xe", ["pbd-list", "params=uuid,sr-uuid,device-config"])
+    }
+}
+
 /// Some probes report facts through their exit status: blkid exits 2 when it finds nothing and 8
 /// when signatures compete; those are answers, not failures.
 fn probe(src: &dyn HostSource, device: &str) -> Probe {
-    let command = Command::new("blkid", ["-p", "-o", "export", device]);
+    let command = probes::blkid(device);
     match src.run(&command) {
         Ok(out) => parse_blkid_export(&out.stdout),
         Err(ExecError::Failed {
@@ -174,15 +203,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
 
     let arrays = read_arrays(src, &mut warnings);
     let physical_volumes = if tools.get("pvcreate").is_some_and(Option::is_some) {
-        let command = Command::new(
-            "pvs",
-            [
-                "--noheadings",
-                "--nameprefixes",
-                "-o",
-                "pv_name,vg_name,pv_uuid",
-            ],
-        );
+        let command = probes::pvs();
         match src.run(&command).map(|o| parse_pvs(&o.stdout)) {
             Ok(Ok(pvs)) => pvs,
             Ok(Err(err)) => {
@@ -198,14 +219,8 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
         Vec::new()
     };
     let storage_repositories = if tools.get("xe").is_some_and(Option::is_some) {
-        let srs = src.run(&Command::new(
-            "xe",
-            ["sr-list", "params=uuid,name-label,type"],
-        ));
-        let pbds = src.run(&Command::new(
-            "xe",
-            ["pbd-list", "params=uuid,sr-uuid,device-config"],
-        ));
+        let srs = src.run(&probes::xe_sr_list());
+        let pbds = src.run(&probes::xe_pbd_list());
         match (srs, pbds) {
             (Ok(srs), Ok(pbds)) => join_srs_and_pbds(&srs.stdout, &pbds.stdout),
             (Err(err), _) | (_, Err(err)) => {
@@ -409,10 +424,7 @@ fn read_arrays(src: &dyn HostSource, warnings: &mut Vec<String>) -> Vec<MdArray>
         }
         let md = format!("/sys/block/{name}/md");
         let detail = src
-            .run(&Command::new(
-                "mdadm",
-                ["--detail", "--export", &format!("/dev/{name}")],
-            ))
+            .run(&probes::mdadm_detail(&format!("/dev/{name}")))
             .ok()
             .and_then(|o| parse_mdadm_detail_export(&o.stdout).ok());
         arrays.push(MdArray {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Mutex;
 
-use super::discover::{is_virtual_block, TOOL_DIRS};
+use super::discover::{is_virtual_block, probes, TOOL_DIRS};
 use super::source::HostSource;
 use crate::exec::{Command, CommandOutput, ExecError};
 
@@ -43,10 +43,7 @@ fn planned_commands(src: &dyn HostSource) -> Vec<Command> {
     let has_tool = |tool: &str| TOOL_DIRS.iter().any(|d| src.exists(&format!("{d}/{tool}")));
     for name in src.list_dir("/sys/block").unwrap_or_default() {
         if name.starts_with("md") {
-            out.push(Command::new(
-                "mdadm",
-                ["--detail", "--export", &format!("/dev/{name}")],
-            ));
+            out.push(probes::mdadm_detail(&format!("/dev/{name}")));
             continue;
         }
         if is_virtual_block(&name) {
@@ -65,31 +62,17 @@ fn planned_commands(src: &dyn HostSource) -> Vec<Command> {
         }
     }
     if has_tool("pvcreate") {
-        out.push(Command::new(
-            "pvs",
-            [
-                "--noheadings",
-                "--nameprefixes",
-                "-o",
-                "pv_name,vg_name,pv_uuid",
-            ],
-        ));
+        out.push(probes::pvs());
     }
     if has_tool("xe") {
-        out.push(Command::new(
-            "xe",
-            ["sr-list", "params=uuid,name-label,type"],
-        ));
-        out.push(Command::new(
-            "xe",
-            ["pbd-list", "params=uuid,sr-uuid,device-config"],
-        ));
+        out.push(probes::xe_sr_list());
+        out.push(probes::xe_pbd_list());
     }
     out
 }
 
 fn blkid(name: &str) -> Command {
-    Command::new("blkid", ["-p", "-o", "export", &format!("/dev/{name}")])
+    probes::blkid(&format!("/dev/{name}"))
 }
 
 impl HostSource for Prefetched<'_> {
