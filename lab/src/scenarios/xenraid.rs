@@ -32,6 +32,32 @@ fn install(vm: &mut Vm) -> Result<()> {
     vm.copy_in(&xenraid_binary()?, GUEST_BIN, 0o755)
 }
 
+/// A guest of `profile` with its system disk and a blank 4G target (XRLAB-TGT0), booted.
+pub struct GuestWithTarget {
+    pub image: Image,
+    pub sys: Disk,
+    pub tgt: Disk,
+    pub vm: Vm,
+}
+
+pub fn boot_with_blank_target(ctx: &Ctx, profile: &str, name: &str) -> Result<GuestWithTarget> {
+    let image = ctx.image(profile)?;
+    let sys = image.system_disk(&ctx.dir.join(format!("{name}-sys.qcow2")))?;
+    let tgt = blank_disk(
+        &ctx.dir.join(format!("{name}-tgt.qcow2")),
+        "4G",
+        "XRLAB-TGT0",
+        0x5000c500a0000002,
+    )?;
+    let vm = ctx.boot(name, &image, &[&sys, &tgt])?;
+    Ok(GuestWithTarget {
+        image,
+        sys,
+        tgt,
+        vm,
+    })
+}
+
 /// Median wall time in ms of `cmd` over `n` runs, measured inside the guest.
 fn median_ms(vm: &mut Vm, cmd: &str, n: usize) -> Result<f64> {
     let script = format!(
@@ -60,15 +86,12 @@ fn json_has_string(v: &Value, needle: &str) -> bool {
 pub fn inspect(ctx: &mut Ctx) -> Result<()> {
     for profile in crate::images::PROFILES {
         ctx.phase(&format!("inspect-{profile}"), |c| {
-            let image = c.image(profile)?;
-            let sys = image.system_disk(&c.dir.join(format!("{profile}-sys.qcow2")))?;
-            let tgt = blank_disk(
-                &c.dir.join(format!("{profile}-tgt.qcow2")),
-                "4G",
-                "XRLAB-TGT0",
-                0x5000c500a0000002,
-            )?;
-            let mut vm = c.boot(&format!("inspect-{profile}"), &image, &[&sys, &tgt])?;
+            let GuestWithTarget {
+                image,
+                sys,
+                tgt,
+                mut vm,
+            } = boot_with_blank_target(c, profile, &format!("inspect-{profile}"))?;
             install(&mut vm)?;
             let out = vm.run(&format!("{GUEST_BIN} inspect --json"), MIN)?;
             let facts: Value =
@@ -78,6 +101,28 @@ pub fn inspect(ctx: &mut Ctx) -> Result<()> {
             ensure!(
                 human.contains(image.fact("ROOT_LABEL")),
                 "human inspect lacks the root label:\n{human}"
+            );
+            let own = vm.run_status(
+                &format!("{GUEST_BIN} plan --target {} --json", sys.by_id()),
+                MIN,
+            )?;
+            ensure!(
+                own.status == 3,
+                "plan onto the system disk exited {} (want 3)",
+                own.status
+            );
+            let failed = failed_checks(&serde_json::from_str(&own.stdout)?);
+            ensure!(
+                failed.iter().any(|f| f == "target-not-in-use"),
+                "plan onto the system disk: failed {failed:?}"
+            );
+            let good = vm.run_status(&format!("{GUEST_BIN} plan --target {}", tgt.by_id()), MIN)?;
+            ensure!(
+                good.status == 0,
+                "plan onto the blank disk exited {}:\n{}\n{}",
+                good.status,
+                good.stdout,
+                good.stderr
             );
             vm.shutdown(5 * MIN)
         })?;
@@ -91,19 +136,10 @@ pub fn speed(ctx: &mut Ctx) -> Result<()> {
     let mut slow = Vec::new();
     for profile in crate::images::PROFILES {
         ctx.phase(&format!("speed-{profile}"), |c| {
-            let image = c.image(profile)?;
-            let sys = image.system_disk(&c.dir.join(format!("{profile}-sys.qcow2")))?;
-            let tgt = blank_disk(&c.dir.join(format!("{profile}-tgt.qcow2")), "4G", "XRLAB-TGT0", 0x5000c500a0000002)?;
-            let mut vm = c.boot(&format!("speed-{profile}"), &image, &[&sys, &tgt])?;
+            let GuestWithTarget { tgt, mut vm, .. } = boot_with_blank_target(c, profile, &format!("speed-{profile}"))?;
             install(&mut vm)?;
             let t_inspect = median_ms(&mut vm, &format!("{GUEST_BIN} inspect --json"), 7)?;
             let t_plan = median_ms(&mut vm, &format!("{GUEST_BIN} plan --target {} --json", tgt.by_id()), 7)?;
-            let own = vm.run_status(&format!("{GUEST_BIN} plan --target {} --json", sys.by_id()), MIN)?;
-            ensure!(own.status == 3, "plan onto the system disk exited {} (want 3)", own.status);
-            let failed = failed_checks(&serde_json::from_str(&own.stdout)?);
-            ensure!(failed.iter().any(|f| f == "target-not-in-use"), "plan onto the system disk: failed {failed:?}");
-            let good = vm.run_status(&format!("{GUEST_BIN} plan --target {}", tgt.by_id()), MIN)?;
-            ensure!(good.status == 0, "plan onto the blank disk exited {}:\n{}\n{}", good.status, good.stdout, good.stderr);
             println!("TIMING {profile} inspect {t_inspect:.0} ms, plan {t_plan:.0} ms (median of 7, in the guest)");
             if t_inspect >= 200.0 || t_plan >= 200.0 {
                 slow.push(format!("{profile}: inspect {t_inspect:.0} ms, plan {t_plan:.0} ms"));
@@ -297,15 +333,8 @@ pub fn capture(ctx: &mut Ctx, script: &Path, out: &Path) -> Result<()> {
     let body =
         std::fs::read_to_string(script).with_context(|| format!("read {}", script.display()))?;
     for profile in crate::images::PROFILES {
-        let image = ctx.image(profile)?;
-        let sys = image.system_disk(&ctx.dir.join(format!("{profile}-sys.qcow2")))?;
-        let tgt = blank_disk(
-            &ctx.dir.join(format!("{profile}-tgt.qcow2")),
-            "4G",
-            "XRLAB-TGT0",
-            0x5000c500a0000002,
-        )?;
-        let mut vm = ctx.boot(&format!("capture-{profile}"), &image, &[&sys, &tgt])?;
+        let GuestWithTarget { mut vm, .. } =
+            boot_with_blank_target(ctx, profile, &format!("capture-{profile}"))?;
         vm.put_text("/root/capture.sh", &body)?;
         let res = vm.run("rm -rf /root/cap && sh /root/capture.sh /root/cap >/dev/null && tar -C /root/cap -czf - . | base64 -w0", 5 * MIN)?;
         vm.shutdown(5 * MIN)?;
