@@ -123,7 +123,8 @@ CMDLINE="root=LABEL=$ROOT_LABEL ro nolvm console=ttyS0,115200"
 
 case $PROFILE in
   xs7-bios | xcpng8-uefi)
-    # Hand-written, installer-style grub.cfg (XenServer never runs grub-mkconfig). The lab
+    # Hand-written, installer-style grub.cfg (XenServer never runs grub-mkconfig), with the
+    # installer's one-shot hook (override_entry in grubenv). The lab
     # has no Xen hypervisor, so the entry boots dom0's kernel directly (linux/initrd in
     # place of multiboot2 xen.gz + module2).
     GRUBCFG="serial --unit=0 --speed=115200
@@ -131,6 +132,14 @@ terminal_input serial console
 terminal_output serial console
 set default=0
 set timeout=1
+if [ -s \$prefix/grubenv ]; then
+	load_env
+fi
+if [ -n \"\$override_entry\" ]; then
+	set default=\$override_entry
+	set override_entry=
+	save_env override_entry
+fi
 menuentry 'XenServer' {
 	search --label --set root $ROOT_LABEL
 	linux /boot/vmlinuz-$KVER $CMDLINE
