@@ -84,6 +84,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                         name_label: args.sr_name.clone(),
                     }
                 },
+                program: program_path(),
             };
             let plan = build_plan(&facts, &intent);
             if args.json {
@@ -98,4 +99,12 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             })
         }
     }
+}
+
+/// The running binary, for the resume unit's copy. Falls back to the packaged path.
+fn program_path() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| xenraid::plan::DEFAULT_PROGRAM.into())
 }

@@ -28,6 +28,7 @@ fn plan(facts: &HostFacts, target: &str) -> Plan {
             sr: SrChoice::Create {
                 name_label: "Local storage".into(),
             },
+            program: xenraid::plan::DEFAULT_PROGRAM.into(),
         },
     )
 }

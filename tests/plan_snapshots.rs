@@ -15,6 +15,7 @@ fn plan_for(fixture: &str, target: &str) -> Plan {
             sr: SrChoice::Create {
                 name_label: "Local storage".into(),
             },
+            program: xenraid::plan::DEFAULT_PROGRAM.into(),
         },
     );
     assert!(!plan.refused(), "{}", render_plan(&plan));

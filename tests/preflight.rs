@@ -14,6 +14,7 @@ fn intent(target: &str, wipe: bool) -> Intent {
         sr: SrChoice::Create {
             name_label: "Local storage".into(),
         },
+        program: xenraid::plan::DEFAULT_PROGRAM.into(),
     }
 }
 

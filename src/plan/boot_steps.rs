@@ -159,13 +159,22 @@ pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
                 "one-shot GRUB entry on the original disk: the next boot tries the RAID, the one after returns to the original unless the RAID came up",
                 src_w,
                 vec![
-                    run(&["cp", "-a", &path, &backup]),
+                    // --no-clobber: a re-run must never back up the already edited file.
+                    run(&["cp", "-a", "--no-clobber", &path, &backup]),
                     edit_action(&path, original, &new),
                     run(&[editenv, &format!("{dir}/grubenv"), "set", &format!("{var}={BOOT_ONCE_TITLE}")]),
                 ],
-                DoneCheck::FileContains {
-                    path: path.clone(),
-                    text: BOOT_ONCE_TITLE.into(),
+                DoneCheck::All {
+                    checks: vec![
+                        DoneCheck::FileContains {
+                            path: path.clone(),
+                            text: BOOT_ONCE_TITLE.into(),
+                        },
+                        DoneCheck::FileContains {
+                            path: format!("{dir}/grubenv"),
+                            text: format!("{var}={BOOT_ONCE_TITLE}"),
+                        },
+                    ],
                 },
             )]
         }
@@ -187,7 +196,7 @@ pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
                 "one-shot extlinux label on the original disk booting the RAID root (extlinux --once)",
                 src_w,
                 vec![
-                    run(&["cp", "-a", &path, &backup]),
+                    run(&["cp", "-a", "--no-clobber", &path, &backup]),
                     run(&["cp", &in_new_root(&initrd), raid_initrd]),
                     edit_action(&path, original, &new),
                     run(&["extlinux", &format!("--once={BOOT_ONCE_LABEL}"), "/boot"]),

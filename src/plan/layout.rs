@@ -64,7 +64,7 @@ pub struct Layout<'f> {
 
 const ALIGN: u64 = 2048;
 /// Below this the free space is not worth an SR.
-const MIN_NEW_STORAGE_SECTORS: u64 = 2 * 1024 * 1024 * 2;
+const MIN_NEW_STORAGE_SECTORS: u64 = 1024 * 1024 * 2;
 
 pub fn metadata_for(profile: Profile) -> &'static str {
     match profile {

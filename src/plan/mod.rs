@@ -4,6 +4,7 @@ pub mod boot_steps;
 pub mod edits;
 pub mod ids;
 pub mod layout;
+pub mod lifecycle_steps;
 pub mod model;
 pub mod preflight;
 pub mod render;
@@ -68,6 +69,7 @@ pub fn build_plan(facts: &HostFacts, intent: &Intent) -> Plan {
         target,
         wipe_target: intent.wipe_target,
         sr_name,
+        program: &intent.program,
     };
     plan.phases = steps::build_phases(&ctx);
     plan

@@ -11,6 +11,15 @@ pub struct Intent {
     pub target: String,
     pub wipe_target: bool,
     pub sr: SrChoice,
+    /// The running xenraid binary: copied into the new root so the resume unit finds it.
+    #[serde(default = "default_program")]
+    pub program: String,
+}
+
+pub const DEFAULT_PROGRAM: &str = "/usr/sbin/xenraid";
+
+fn default_program() -> String {
+    DEFAULT_PROGRAM.into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +158,15 @@ pub enum Action {
     Assert {
         check: DoneCheck,
     },
+    /// Write the journal (fsynced) under this root as well: resume reads it there after the
+    /// reboot.
+    SaveJournal {
+        root: String,
+    },
+    /// Wait, with progress, until these arrays are in sync (skipped with `--no-wait`).
+    WaitSync {
+        devices: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +211,32 @@ pub enum DoneCheck {
     },
     All {
         checks: Vec<DoneCheck>,
+    },
+    Any {
+        checks: Vec<DoneCheck>,
+    },
+    /// Nothing is mounted at or below this directory.
+    Unmounted {
+        mount_point: String,
+    },
+    /// The journal records this step as done (proves, e.g., that the copy finished).
+    JournalRecords {
+        step: String,
+    },
+    /// The stable path still names the disk with this serial: never trust a kernel name.
+    DiskSerial {
+        by_id: String,
+        serial: String,
+    },
+    /// The initramfs image holds a file containing this text.
+    InitramfsContains {
+        image: String,
+        path: String,
+        text: String,
+    },
+    /// Every listed array is in sync (no resync or recovery pending).
+    InSync {
+        devices: Vec<String>,
     },
 }
 

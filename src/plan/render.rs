@@ -127,6 +127,16 @@ pub fn render_plan(plan: &Plan) -> String {
                     Action::Assert { check } => {
                         let _ = writeln!(out, "     require {}", check_text(check));
                     }
+                    Action::SaveJournal { root } => {
+                        let _ = writeln!(out, "     record the journal under {root} (fsynced)");
+                    }
+                    Action::WaitSync { devices } => {
+                        let _ = writeln!(
+                            out,
+                            "     wait for the resync of {} (not with --no-wait)",
+                            devices.join(", ")
+                        );
+                    }
                 }
             }
             let _ = writeln!(out, "     done when: {}", check_text(&step.done_check));
@@ -171,5 +181,19 @@ pub fn check_text(check: &DoneCheck) -> String {
         }
         DoneCheck::All { checks } if checks.is_empty() => "the journal records it".into(),
         DoneCheck::All { checks } => checks.iter().map(check_text).collect::<Vec<_>>().join("; "),
+        DoneCheck::Any { checks } => checks
+            .iter()
+            .map(check_text)
+            .collect::<Vec<_>>()
+            .join(", or "),
+        DoneCheck::Unmounted { mount_point } => format!("nothing is mounted under {mount_point}"),
+        DoneCheck::JournalRecords { step } => format!("the journal records step {step} as done"),
+        DoneCheck::DiskSerial { by_id, serial } => {
+            format!("{by_id} is the disk with serial {serial}")
+        }
+        DoneCheck::InitramfsContains { image, path, text } => {
+            format!("{image} holds {path} with `{text}`")
+        }
+        DoneCheck::InSync { devices } => format!("{} in sync", devices.join(", ")),
     }
 }

@@ -18,9 +18,11 @@ pub struct Ctx<'a> {
     pub target: &'a Disk,
     pub wipe_target: bool,
     pub sr_name: Option<&'a str>,
+    /// The running xenraid binary (copied into the new root for the resume unit).
+    pub program: &'a str,
 }
 
-pub(super) fn run(argv: &[&str]) -> Action {
+pub(crate) fn run(argv: &[&str]) -> Action {
     Action::Run {
         argv: argv.iter().map(|s| s.to_string()).collect(),
     }
@@ -30,7 +32,7 @@ pub(super) fn run_owned(argv: Vec<String>) -> Action {
     Action::Run { argv }
 }
 
-pub(super) fn writes(disk: &Disk) -> Writes {
+pub(crate) fn writes(disk: &Disk) -> Writes {
     Writes::Disk {
         serial: disk.serial.clone(),
         wwn: disk.wwn.clone(),
@@ -38,7 +40,7 @@ pub(super) fn writes(disk: &Disk) -> Writes {
     }
 }
 
-pub(super) fn step(
+pub(crate) fn step(
     id: &str,
     why: &str,
     writes: Vec<Writes>,
@@ -54,7 +56,7 @@ pub(super) fn step(
     }
 }
 
-pub(super) fn in_new_root(path: &str) -> String {
+pub(crate) fn in_new_root(path: &str) -> String {
     format!("{NEW_ROOT}{path}")
 }
 
@@ -63,7 +65,7 @@ impl<'a> Ctx<'a> {
         self.layout.source
     }
 
-    pub(super) fn root_array(&self) -> Option<&ArraySpec> {
+    pub(crate) fn root_array(&self) -> Option<&ArraySpec> {
         self.layout.arrays.iter().find(|a| a.role == "root")
     }
 
@@ -293,6 +295,9 @@ pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
             steps: storage,
         });
     }
+    if let Some(last) = phases.last_mut() {
+        last.steps.push(super::lifecycle_steps::finish());
+    }
     phases
 }
 
@@ -504,6 +509,7 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     ));
 
     steps.extend(config_edits(ctx));
+    steps.push(super::lifecycle_steps::install_resume(ctx));
 
     let mut binds = Vec::new();
     for dir in ["/dev", "/proc", "/sys"] {
@@ -521,15 +527,10 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     ));
     steps.push(super::boot_steps::initramfs_step(ctx));
     steps.extend(super::boot_steps::bootloader_target(ctx));
+    steps.push(super::lifecycle_steps::handoff_journal(ctx));
+    // Only after the flush above: the one-shot entry must never point at a copy in flight.
     steps.extend(super::boot_steps::boot_once(ctx));
-
-    steps.push(step(
-        "unmount-new-root",
-        "flush and release the copy before the reboot",
-        vec![Writes::Nothing],
-        vec![run(&["sync"]), run(&["umount", "--recursive", NEW_ROOT])],
-        DoneCheck::Journal,
-    ));
+    steps.push(super::lifecycle_steps::unmount_new_root());
     steps.push(step(
         "reboot",
         "boot into the degraded RAID1 on the target",
@@ -694,29 +695,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     let src_w = || vec![writes(src)];
     let mut steps = Vec::new();
 
-    let mut guards = vec![Action::Assert {
-        check: DoneCheck::RootOn {
-            device: ctx
-                .root_array()
-                .map(|a| a.device.clone())
-                .unwrap_or_default(),
-        },
-    }];
-    for array in &ctx.layout.arrays {
-        guards.push(Action::Assert {
-            check: DoneCheck::ArrayMember {
-                uuid: array.uuid.clone(),
-                member: tgt.partition_path(array.partition),
-            },
-        });
-    }
-    steps.push(step(
-        "point-of-no-return",
-        "before the original disk (found by serial/WWN, never by kernel name) is touched: / is on md and every array runs on the target",
-        vec![Writes::Nothing],
-        guards,
-        DoneCheck::Journal,
-    ));
+    steps.push(super::lifecycle_steps::point_of_no_return(ctx));
 
     let mut wipe: Vec<Action> = src
         .partitions
@@ -724,12 +703,25 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         .map(|p| run(&["wipefs", "--all", &src.partition_path(p.number)]))
         .collect();
     wipe.push(run(&["sgdisk", "--zap-all", &src.stable_path()]));
+    // Done once the old table is gone (or already replaced): re-running wipefs on partitions
+    // that zap-all removed would fail.
     steps.push(step(
         "wipe-original",
         "erase the original's filesystems: their labels would collide with the arrays'",
         src_w(),
         wipe,
-        DoneCheck::Journal,
+        DoneCheck::Any {
+            checks: vec![
+                DoneCheck::PartitionTable {
+                    by_id: src.stable_path(),
+                    partitions: Vec::new(),
+                },
+                DoneCheck::PartitionTable {
+                    by_id: src.stable_path(),
+                    partitions: ctx.partition_shapes(),
+                },
+            ],
+        },
     ));
     steps.push(step(
         "partition-original",
@@ -772,6 +764,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     }
 
     steps.push(super::boot_steps::bootloader_both(ctx));
+    steps.push(super::lifecycle_steps::wait_sync(ctx));
     steps
 }
 
