@@ -36,6 +36,100 @@ pub enum Commands {
     /// Print the whole conversion to RAID1 (every command, every file edit) and the preflight
     /// checks; writes nothing.
     Plan(PlanArgs),
+    /// Convert to RAID1: phase 1 now (writes only the target), one reboot, phase 2 resumes by
+    /// itself. Asks for confirmation unless --yes.
+    Convert(ConvertArgs),
+    /// Continue an interrupted conversion from its journal (the resume unit runs this after
+    /// the reboot).
+    Resume(ResumeArgs),
+    /// Undo a conversion that has not touched the original disk yet.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Do not wait for the resync; it goes on in the kernel (`xenraid status` shows it).
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// md resync speed for the initial sync: default (leave md's limit), max, or KiB/s.
+    #[arg(long, value_name = "SPEED", default_value = "default", value_parser = parse_speed)]
+    pub resync_speed: ResyncSpeedArg,
+
+    /// Stop before this step id (see `plan`), as if interrupted; `resume` continues.
+    #[arg(long, value_name = "STEP")]
+    pub stop_before: Option<String>,
+
+    /// Machine-readable JSON summary on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncSpeedArg {
+    Default,
+    Max,
+    KbPerSec(u64),
+}
+
+fn parse_speed(text: &str) -> Result<ResyncSpeedArg, String> {
+    match text {
+        "default" => Ok(ResyncSpeedArg::Default),
+        "max" => Ok(ResyncSpeedArg::Max),
+        n => n
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v >= 1000)
+            .map(ResyncSpeedArg::KbPerSec)
+            .ok_or_else(|| format!("`{n}`: use default, max, or a speed in KiB/s (at least 1000)")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(flatten)]
+    pub plan: PlanTargetArgs,
+
+    /// Do not ask for confirmation (automation).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Accepted for symmetry with convert; resume continues what was confirmed then.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// The first boot on the RAID did not come up: set the one-shot entry and reboot again.
+    #[arg(long)]
+    pub retry_boot: bool,
+
+    /// Do not wait for the resync.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Stop before this step id, as if interrupted.
+    #[arg(long, value_name = "STEP")]
+    pub stop_before: Option<String>,
+
+    /// Machine-readable JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+
+    /// Machine-readable JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -47,6 +141,16 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
+    #[command(flatten)]
+    pub target: PlanTargetArgs,
+
+    /// Machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanTargetArgs {
     /// The empty disk that becomes the first RAID1 member: /dev/sdX or /dev/disk/by-id/…
     /// (recorded by serial/WWN).
     #[arg(long, value_name = "DISK")]
@@ -68,8 +172,4 @@ pub struct PlanArgs {
     /// Create no SR (and no storage array).
     #[arg(long)]
     pub no_sr: bool,
-
-    /// Machine-readable JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }

@@ -4,6 +4,7 @@
 //! Data flows one way: `host` reads the machine into `HostFacts`, `plan` turns facts and the
 //! user's intent into a `Plan` (pure, no I/O), `exec` runs commands.
 
+pub mod convert;
 pub mod exec;
 pub mod host;
 pub mod plan;

@@ -8,6 +8,7 @@ use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
+mod run_cmd;
 
 use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
 use xenraid::plan::{build_plan, Intent, SrChoice};
@@ -74,19 +75,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }
         Commands::Plan(args) => {
             let facts = read_facts(cli)?;
-            let intent = Intent {
-                target: args.target.clone(),
-                wipe_target: args.wipe_target,
-                sr: if args.no_sr {
-                    SrChoice::None
-                } else {
-                    SrChoice::Create {
-                        name_label: args.sr_name.clone(),
-                    }
-                },
-                program: program_path(),
-            };
-            let plan = build_plan(&facts, &intent);
+            let plan = build_plan(&facts, &intent_from(&args.target));
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
@@ -98,6 +87,30 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
                 EXIT_OK
             })
         }
+        Commands::Convert(args) => {
+            if cli.root.is_some() {
+                anyhow::bail!("convert works on the live host only (--root reads a captured tree)");
+            }
+            let facts = read_facts(cli)?;
+            run_cmd::convert(args, build_plan(&facts, &intent_from(&args.plan)))
+        }
+        Commands::Resume(args) => run_cmd::resume(args),
+        Commands::Rollback(args) => run_cmd::rollback(args),
+    }
+}
+
+fn intent_from(args: &cli::PlanTargetArgs) -> Intent {
+    Intent {
+        target: args.target.clone(),
+        wipe_target: args.wipe_target,
+        sr: if args.no_sr {
+            SrChoice::None
+        } else {
+            SrChoice::Create {
+                name_label: args.sr_name.clone(),
+            }
+        },
+        program: program_path(),
     }
 }
 

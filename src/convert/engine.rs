@@ -1,0 +1,305 @@
+//! Walks the plan's steps in order. For each: done in the journal → skip; its check already
+//! holds → record "already done"; otherwise record "started", act, verify the check, record
+//! "done". The journal is saved (atomically) before and after every step.
+
+use crate::exec::Command;
+use crate::plan::lifecycle_steps::JOURNAL_FILE;
+use crate::plan::render::check_text;
+use crate::plan::steps::NEW_ROOT;
+use crate::plan::{Action, DoneCheck, PhaseKind, Step};
+
+use super::journal::{Journal, JournalState, JournalStore, ResyncSpeed, StepStatus};
+use super::system::{System, SPEED_LIMIT_MAX};
+use super::ConvertError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step is done.
+    Complete,
+    /// The machine is rebooting into the RAID; the resume unit continues.
+    Rebooting,
+    /// Stopped before this step, as asked (`--stop-before`).
+    Stopped { before: String },
+}
+
+/// Where the engine says what it does (stdout for a human, the journal for the unit).
+pub trait Say {
+    fn say(&self, line: &str);
+}
+
+impl<F: Fn(&str)> Say for F {
+    fn say(&self, line: &str) {
+        self(line)
+    }
+}
+
+pub fn run_plan(
+    sys: &dyn System,
+    store: &JournalStore,
+    journal: &mut Journal,
+    say: &dyn Say,
+) -> Result<Outcome, ConvertError> {
+    let steps: Vec<Step> = journal.plan_steps().cloned().collect();
+    let total = steps.len();
+    prepare(sys, store, journal, say)?;
+
+    for (index, step) in steps.iter().enumerate() {
+        let label = format!("[{:>2}/{total}] {}", index + 1, step.id);
+        let status = journal.status(&step.id);
+        if status == StepStatus::Done {
+            // Mounts do not survive a reboot: a done mount step whose mount is gone runs again
+            // while later steps of its phase still need it.
+            let transient = matches!(step.done_check, DoneCheck::Mounted { .. })
+                && !phase_complete(journal, &step.id);
+            if !transient || sys.holds(&step.done_check, journal)? {
+                continue;
+            }
+        }
+        if journal.options.stop_before.as_deref() == Some(step.id.as_str()) {
+            store.save(journal)?;
+            say.say(&format!("{label}: stopping here, as asked (--stop-before)"));
+            return Ok(Outcome::Stopped {
+                before: step.id.clone(),
+            });
+        }
+        if step.done_check != DoneCheck::Journal
+            && status != StepStatus::Done
+            && sys.holds(&step.done_check, journal)?
+        {
+            journal.mark(&step.id, StepStatus::Done, Some("already done"));
+            store.save(journal)?;
+            say.say(&format!("{label}: already done"));
+            continue;
+        }
+        if step.id.starts_with("add-member-") {
+            raise_resync_speed(sys, store, journal, say)?;
+        }
+        journal.mark(&step.id, StepStatus::Started, None);
+        store.save(journal)?;
+        say.say(&format!("{label}: {}", step.why));
+        let started = std::time::Instant::now();
+        if let Some(outcome) = execute(sys, journal, step, say)? {
+            return Ok(outcome);
+        }
+        let skipped_wait = journal.options.no_wait && is_wait(step);
+        if step.done_check != DoneCheck::Journal
+            && !skipped_wait
+            && !sys.holds(&step.done_check, journal)?
+        {
+            return Err(ConvertError::CheckFailed {
+                step: step.id.clone(),
+                check: check_text(&step.done_check),
+            });
+        }
+        if is_wait(step) {
+            restore_resync_speed(sys, store, journal, say)?;
+        }
+        let note = if skipped_wait {
+            "skipped: --no-wait (the resync goes on in the kernel)"
+        } else {
+            "ran"
+        };
+        journal.mark(&step.id, StepStatus::Done, Some(note));
+        store.save(journal)?;
+        say.say(&format!(
+            "{label}: done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    restore_resync_speed(sys, store, journal, say)?;
+    journal.state = JournalState::Complete;
+    store.save(journal)?;
+    Ok(Outcome::Complete)
+}
+
+fn phase_complete(journal: &Journal, id: &str) -> bool {
+    journal
+        .plan
+        .phases
+        .iter()
+        .find(|p| p.steps.iter().any(|s| s.id == id))
+        .is_some_and(|p| p.steps.iter().all(|s| journal.is_done(&s.id)))
+}
+
+fn is_wait(step: &Step) -> bool {
+    step.actions
+        .iter()
+        .any(|a| matches!(a, Action::WaitSync { .. }))
+}
+
+/// Where are we? On the RAID root after the reboot, phase 1 is over whatever its records say
+/// (they stop at the journal handoff). On the original root after a crash, leftovers of the
+/// interrupted run are put back in order: mounts released, arrays assembled by UUID.
+fn prepare(
+    sys: &dyn System,
+    store: &JournalStore,
+    journal: &mut Journal,
+    say: &dyn Say,
+) -> Result<(), ConvertError> {
+    let reboot = journal.plan_steps().find(|s| s.id == "reboot").cloned();
+    let Some(reboot) = reboot else {
+        return Ok(());
+    };
+    if sys.holds(&reboot.done_check, journal)? {
+        let phase1: Vec<String> = journal
+            .plan
+            .phases
+            .iter()
+            .filter(|p| p.kind == PhaseKind::BeforeReboot)
+            .flat_map(|p| p.steps.iter().map(|s| s.id.clone()))
+            .collect();
+        let mut changed = false;
+        for id in phase1 {
+            if !journal.is_done(&id) {
+                journal.mark(
+                    &id,
+                    StepStatus::Done,
+                    Some("finished by the reboot onto the RAID"),
+                );
+                changed = true;
+            }
+        }
+        if changed {
+            store.save(journal)?;
+            say.say("running on the RAID copy: phase 1 is complete");
+        }
+        return Ok(());
+    }
+    if journal.status("reboot") != StepStatus::Pending {
+        let root = match &reboot.done_check {
+            DoneCheck::RootOn { device } => device.clone(),
+            _ => "the RAID".into(),
+        };
+        return Err(ConvertError::RaidBootFailed { root });
+    }
+    if journal.done_count() == 0
+        && journal.next_step().map(|r| r.status) == Some(StepStatus::Pending)
+    {
+        return Ok(());
+    }
+    if !sys.mounts_under(NEW_ROOT).is_empty() {
+        say.say("releasing the mounts of the interrupted run");
+        sys.run(&Command::new("umount", ["--recursive", NEW_ROOT]))?;
+    }
+    let Some(target) = journal.plan.target.clone() else {
+        return Ok(());
+    };
+    for spec in journal.plan.arrays.clone() {
+        if journal.status(&format!("create-array-{}", spec.role)) == StepStatus::Pending {
+            continue;
+        }
+        let member = format!("{}-part{}", target.by_id, spec.partition);
+        if super::arrays::ensure_assembled(sys, &spec, &member)? {
+            say.say(&format!("{}: assembled from {member}", spec.device));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a step's actions. Returns an outcome when the step ends the process (the reboot).
+fn execute(
+    sys: &dyn System,
+    journal: &mut Journal,
+    step: &Step,
+    say: &dyn Say,
+) -> Result<Option<Outcome>, ConvertError> {
+    for action in &step.actions {
+        match action {
+            Action::Run { argv } => {
+                let Some(cmd) = Command::from_argv(argv) else {
+                    continue;
+                };
+                if argv == &["systemctl", "reboot"] {
+                    say.say("rebooting into the RAID copy; the conversion resumes by itself after the boot");
+                    sys.run(&cmd)?;
+                    return Ok(Some(Outcome::Rebooting));
+                }
+                if cmd.program == "cp" && cmd.args.first().map(String::as_str) == Some("-ax") {
+                    let dest = cmd.args.last().cloned().unwrap_or_default();
+                    sys.run_copy(&cmd, &dest)?;
+                    continue;
+                }
+                let out = sys.run(&cmd)?;
+                if cmd.program == "xe" && cmd.args.first().map(String::as_str) == Some("sr-create")
+                {
+                    let uuid = out.stdout.trim().to_string();
+                    say.say(&format!("created SR {uuid}"));
+                    journal.sr_uuid = Some(uuid);
+                }
+            }
+            Action::EditFile {
+                path, new_content, ..
+            } => sys.write_file(path, new_content)?,
+            Action::Assert { check } => {
+                if !sys.holds(check, journal)? {
+                    return Err(ConvertError::GuardFailed {
+                        step: step.id.clone(),
+                        check: check_text(check),
+                    });
+                }
+            }
+            Action::SaveJournal { root } => {
+                let mut copy = journal.clone();
+                copy.mark(
+                    &step.id,
+                    StepStatus::Done,
+                    Some("handed off to the new root"),
+                );
+                JournalStore::under(root, JOURNAL_FILE).save(&copy)?;
+            }
+            Action::WaitSync { devices } => {
+                if journal.options.no_wait {
+                    say.say("not waiting for the resync (--no-wait); `xenraid status` shows it");
+                } else {
+                    sys.wait_sync(devices)?;
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn raise_resync_speed(
+    sys: &dyn System,
+    store: &JournalStore,
+    journal: &mut Journal,
+    say: &dyn Say,
+) -> Result<(), ConvertError> {
+    let value = match journal.options.resync_speed {
+        ResyncSpeed::Default => return Ok(()),
+        ResyncSpeed::Max => 2_000_000_000,
+        ResyncSpeed::KbPerSec(kb) => kb,
+    };
+    if journal.saved_speed_limit_max.is_none() {
+        let Some(old) = sys
+            .read_value(SPEED_LIMIT_MAX)
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Ok(());
+        };
+        // Saved before it is changed: a crash in between restores the right value.
+        journal.saved_speed_limit_max = Some(old);
+        store.save(journal)?;
+    }
+    sys.write_value(SPEED_LIMIT_MAX, &value.to_string())?;
+    say.say(&format!("resync speed limit raised to {value} KiB/s"));
+    Ok(())
+}
+
+fn restore_resync_speed(
+    sys: &dyn System,
+    store: &JournalStore,
+    journal: &mut Journal,
+    say: &dyn Say,
+) -> Result<(), ConvertError> {
+    if journal.options.no_wait {
+        // The resync is still running: leave the raised limit to it. A reboot resets it.
+        return Ok(());
+    }
+    if let Some(old) = journal.saved_speed_limit_max.take() {
+        sys.write_value(SPEED_LIMIT_MAX, &old.to_string())?;
+        store.save(journal)?;
+        say.say(&format!("resync speed limit restored to {old} KiB/s"));
+    }
+    Ok(())
+}

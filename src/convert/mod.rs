@@ -1,0 +1,42 @@
+//! Execution of a plan: the journal, the engine that walks the steps (checking "already done"
+//! before acting, so a resume after a crash is always safe), and rollback.
+
+pub mod arrays;
+pub mod engine;
+pub mod journal;
+pub mod progress;
+pub mod rollback;
+pub mod system;
+
+pub use engine::{run_plan, Outcome};
+pub use journal::{Journal, JournalStore, ResyncSpeed, RunOptions};
+
+use crate::exec::ExecError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("step {step}: {check} does not hold — stopping before anything else is written")]
+    GuardFailed { step: String, check: String },
+    #[error("step {step} ran, but {check} does not hold afterwards; fix the cause, then `xenraid resume`")]
+    CheckFailed { step: String, check: String },
+    #[error("the first boot on the RAID did not come up on {root} (this system runs from the original disk, which is untouched). Look at the console of that boot, then either `xenraid resume --retry-boot` to try it once more or `xenraid rollback` to undo the conversion")]
+    RaidBootFailed { root: String },
+    #[error("{devices}: degraded and not recovering; check `cat /proc/mdstat` and the kernel log for a failing disk")]
+    Stalled { devices: String },
+    #[error("rollback is no longer possible: the original disk was already changed at step {step}. Finish with `xenraid resume`")]
+    PastPointOfNoReturn { step: String },
+    #[error("this system runs from the RAID copy: reboot (the original disk boots the original system by default), then run `xenraid rollback` there")]
+    RollbackFromRaid,
+    #[error("array {device}: {problem}")]
+    Array { device: String, problem: String },
+}

@@ -1,0 +1,298 @@
+//! The engine on the real xs7-bios lab plan, against a scripted machine: what it runs, in
+//! which order, what the journal says after a reboot, a crash, a requested stop; what it never
+//! touches before the point of no return.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use xenraid::convert::journal::{JournalState, StepStatus};
+use xenraid::convert::system::System;
+use xenraid::convert::{
+    run_plan, ConvertError, Journal, JournalStore, Outcome, ResyncSpeed, RunOptions,
+};
+use xenraid::exec::{Command, CommandOutput, ExecError};
+use xenraid::host::{discover, HostSource, RootedSource};
+use xenraid::plan::{build_plan, Action, DoneCheck, Intent, Plan, SrChoice};
+
+const TARGET: &str = "/dev/disk/by-id/wwn-0x5000c500a0000002";
+const SYSTEM: &str = "/dev/disk/by-id/wwn-0x5000c500a0000001";
+
+fn lab_plan() -> Plan {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/xs7-bios");
+    let source = RootedSource::captured(&root);
+    let facts = discover(&source as &dyn HostSource).unwrap();
+    let plan = build_plan(
+        &facts,
+        &Intent {
+            target: TARGET.into(),
+            wipe_target: false,
+            sr: SrChoice::Create {
+                name_label: "Local storage".into(),
+            },
+            program: "/root/xenraid".into(),
+        },
+    );
+    assert!(!plan.refused());
+    plan
+}
+
+/// A machine where a step's check holds once the step has run: the first question about a
+/// check says "not yet", later ones "yes". `already` holds from the start.
+#[derive(Default)]
+struct Scripted {
+    on_raid: Cell<bool>,
+    asked: RefCell<HashSet<String>>,
+    already: HashSet<String>,
+    commands: RefCell<Vec<Vec<String>>>,
+    files: RefCell<Vec<String>>,
+    crash_on: Option<String>,
+}
+
+fn key(check: &DoneCheck) -> String {
+    serde_json::to_string(check).unwrap()
+}
+
+impl System for Scripted {
+    fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
+        self.commands.borrow_mut().push(command.argv());
+        if self.crash_on.as_deref() == Some(command.to_string().as_str()) {
+            return Err(ExecError::Killed {
+                command: command.clone(),
+                stderr_tail: "power cut".into(),
+            });
+        }
+        let stdout = if command.program == "xe" {
+            "4f1c-sr-uuid\n"
+        } else {
+            ""
+        };
+        Ok(CommandOutput {
+            status: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        })
+    }
+    fn run_copy(&self, command: &Command, _dest: &str) -> Result<(), ConvertError> {
+        self.run(command).map(|_| ()).map_err(Into::into)
+    }
+    fn holds(&self, check: &DoneCheck, journal: &Journal) -> Result<bool, ConvertError> {
+        Ok(match check {
+            DoneCheck::Journal => false,
+            DoneCheck::RootOn { .. } => self.on_raid.get(),
+            DoneCheck::JournalRecords { step } => journal.is_done(step),
+            c if self.already.contains(&key(c)) => true,
+            c => !self.asked.borrow_mut().insert(key(c)),
+        })
+    }
+    fn write_file(&self, path: &str, _content: &str) -> Result<(), ConvertError> {
+        self.files.borrow_mut().push(path.into());
+        Ok(())
+    }
+    fn wait_sync(&self, _devices: &[String]) -> Result<(), ConvertError> {
+        Ok(())
+    }
+    fn mounts_under(&self, _dir: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn holder_of(&self, _member: &str) -> Option<String> {
+        None
+    }
+    fn resolve(&self, path: &str) -> Option<String> {
+        Some(path.into())
+    }
+    fn read_value(&self, _path: &str) -> Option<String> {
+        Some("200000".into())
+    }
+    fn write_value(&self, path: &str, value: &str) -> Result<(), ConvertError> {
+        self.files.borrow_mut().push(format!("{path}={value}"));
+        Ok(())
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        no_wait: false,
+        resync_speed: ResyncSpeed::Max,
+        stop_before: None,
+    }
+}
+
+fn quiet(_: &str) {}
+
+fn phase1_ids(plan: &Plan) -> Vec<String> {
+    plan.phases[0].steps.iter().map(|s| s.id.clone()).collect()
+}
+
+#[test]
+fn phase_one_writes_only_the_target_then_reboots() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted::default();
+    let outcome = run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(outcome, Outcome::Rebooting);
+
+    let commands = sys.commands.borrow();
+    // The original disk is only read (sgdisk --replicate reads it) before the reboot.
+    for argv in commands.iter() {
+        let touches_system = argv.iter().any(|a| a.starts_with(SYSTEM));
+        let reads_it = argv[0] == "sgdisk" && argv[1] == format!("--replicate={TARGET}");
+        assert!(
+            !touches_system || reads_it,
+            "phase 1 touched the original: {argv:?}"
+        );
+    }
+    assert_eq!(
+        commands.last().unwrap(),
+        &vec!["systemctl".to_string(), "reboot".into()]
+    );
+    let ids = phase1_ids(&journal.plan);
+    for id in &ids[..ids.len() - 1] {
+        assert_eq!(journal.status(id), StepStatus::Done, "{id}");
+    }
+    assert_eq!(journal.status("reboot"), StepStatus::Started);
+    // Only the copy's files and the original's boot-once entry are edited.
+    for path in sys.files.borrow().iter() {
+        assert!(
+            path.starts_with("/run/xenraid/newroot/") || path == "/boot/grub/grub.cfg",
+            "{path}"
+        );
+    }
+    // The journal handed to the new root says the copy finished.
+    let saved = store.load().unwrap().unwrap();
+    assert_eq!(saved, journal);
+}
+
+#[test]
+fn after_the_reboot_phase_two_runs_to_the_end_and_records_the_sr() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    // What the new root's journal holds: everything up to the handoff.
+    for id in phase1_ids(&journal.plan) {
+        if id == "boot-once" || id == "unmount-new-root" || id == "reboot" {
+            break;
+        }
+        journal.mark(&id, StepStatus::Done, None);
+    }
+    let mut sys = Scripted::default();
+    sys.on_raid.set(true);
+    // The point of no return's guards hold on a healthy RAID boot.
+    for step in journal.plan_steps() {
+        for action in &step.actions {
+            if let Action::Assert { check } = action {
+                sys.already.insert(key(check));
+            }
+        }
+    }
+    let outcome = run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(outcome, Outcome::Complete);
+    assert_eq!(journal.state, JournalState::Complete);
+    assert_eq!(journal.sr_uuid.as_deref(), Some("4f1c-sr-uuid"));
+    let commands = sys.commands.borrow();
+    let first_write = commands
+        .iter()
+        .position(|a| a.iter().any(|x| x.starts_with(SYSTEM)))
+        .unwrap();
+    assert_eq!(
+        commands[first_write][0], "wipefs",
+        "{:?}",
+        commands[first_write]
+    );
+    assert!(commands
+        .iter()
+        .any(|a| a.first().map(String::as_str) == Some("xe")
+            && a.get(1).map(String::as_str) == Some("sr-create")));
+    // Resync speed raised before the members join, restored after the wait.
+    let files = sys.files.borrow();
+    let raised = files
+        .iter()
+        .position(|f| f.ends_with("speed_limit_max=2000000000"))
+        .unwrap();
+    let restored = files
+        .iter()
+        .position(|f| f.ends_with("speed_limit_max=200000"))
+        .unwrap();
+    assert!(raised < restored);
+    assert!(journal.saved_speed_limit_max.is_none());
+}
+
+#[test]
+fn a_crash_mid_copy_reruns_the_copy_and_nothing_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let ids = phase1_ids(&journal.plan);
+    for id in ids.iter().take_while(|id| *id != "copy-files") {
+        journal.mark(id, StepStatus::Done, None);
+    }
+    journal.mark("copy-files", StepStatus::Started, None);
+    let sys = Scripted::default();
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let commands = sys.commands.borrow();
+    assert!(
+        !commands.iter().any(|a| a[0] == "mkfs.ext3"),
+        "no mkfs after a crash mid-copy"
+    );
+    assert!(commands.iter().any(|a| a[0] == "cp" && a[1] == "-ax"));
+}
+
+#[test]
+fn a_requested_stop_before_the_point_of_no_return_touches_nothing_of_phase_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut opts = options();
+    opts.stop_before = Some("point-of-no-return".into());
+    let mut journal = Journal::new(lab_plan(), opts);
+    let sys = Scripted::default();
+    sys.on_raid.set(true);
+    let outcome = run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Stopped {
+            before: "point-of-no-return".into()
+        }
+    );
+    assert!(sys.commands.borrow().is_empty());
+    assert!(!journal.past_point_of_no_return());
+}
+
+#[test]
+fn a_failed_guard_stops_before_the_original_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted::default();
+    sys.on_raid.set(true);
+    // No guard is pre-satisfied: the first (root on md) holds, the array check does not.
+    let err = run_plan(&sys, &store, &mut journal, &quiet).unwrap_err();
+    assert!(matches!(err, ConvertError::GuardFailed { .. }), "{err}");
+    assert!(!sys
+        .commands
+        .borrow()
+        .iter()
+        .any(|a| a.iter().any(|x| x.starts_with(SYSTEM))));
+    let saved = store.load().unwrap().unwrap();
+    assert_eq!(saved.status("point-of-no-return"), StepStatus::Started);
+    assert!(!saved.past_point_of_no_return());
+}
+
+#[test]
+fn coming_back_on_the_original_after_the_reboot_is_an_error_with_a_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    for id in phase1_ids(&journal.plan) {
+        journal.mark(&id, StepStatus::Done, None);
+    }
+    journal.mark("reboot", StepStatus::Started, None);
+    let sys = Scripted::default();
+    let err = run_plan(&sys, &store, &mut journal, &quiet)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rollback") && err.contains("--retry-boot"),
+        "{err}"
+    );
+}
