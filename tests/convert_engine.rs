@@ -195,8 +195,9 @@ fn after_the_reboot_phase_two_runs_to_the_end_and_records_the_sr() {
         .iter()
         .position(|a| a.iter().any(|x| x.starts_with(SYSTEM)))
         .unwrap();
+    // First the original is made to boot the RAID, only then are its filesystems erased.
     assert_eq!(
-        commands[first_write][0], "wipefs",
+        commands[first_write][0], "grub-install",
         "{:?}",
         commands[first_write]
     );

@@ -29,7 +29,7 @@ pub enum ConvertError {
     GuardFailed { step: String, check: String },
     #[error("step {step} ran, but {check} does not hold afterwards; fix the cause, then `xenraid resume`")]
     CheckFailed { step: String, check: String },
-    #[error("the first boot on the RAID did not come up on {root} (this system runs from the original disk, which is untouched). Look at the console of that boot, then either `xenraid resume --retry-boot` to try it once more or `xenraid rollback` to undo the conversion")]
+    #[error("this system runs from the original disk (still untouched), not from {root}: the first boot on the RAID did not come up, or it was interrupted before phase 2 began. Either `xenraid resume --retry-boot` (boots the RAID copy once more and continues) or `xenraid rollback` (undoes the conversion)")]
     RaidBootFailed { root: String },
     #[error("{devices}: degraded and not recovering; check `cat /proc/mdstat` and the kernel log for a failing disk")]
     Stalled { devices: String },

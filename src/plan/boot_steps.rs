@@ -291,6 +291,28 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
     )
 }
 
+/// GRUB BIOS hosts: the original disk is the one the firmware boots, and the one-shot entry
+/// is spent. Before its filesystems go, its boot loader is pointed at the RAID, so a crash at
+/// any later instant still boots the RAID (and resumes) from whichever disk the firmware picks.
+pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
+    if !matches!(
+        ctx.layout.profile,
+        Profile::XenServer7Bios | Profile::PlainGrub2
+    ) || ctx.layout.bios_boot.is_none()
+    {
+        return None;
+    }
+    let src = ctx.src();
+    let install = ctx.tool(&["grub-install", "grub2-install"]);
+    Some(step(
+        "bootloader-original",
+        "the original disk boots the RAID from now on, before its filesystems are erased",
+        vec![writes(src)],
+        vec![run(&[install, "--target=i386-pc", &src.stable_path()])],
+        DoneCheck::Journal,
+    ))
+}
+
 /// Where this host's syslinux keeps gptmbr.bin (CentOS 5/6: /usr/share/syslinux).
 fn gptmbr_path(ctx: &Ctx<'_>) -> String {
     ctx.facts

@@ -697,31 +697,25 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
 
     steps.push(super::lifecycle_steps::point_of_no_return(ctx));
 
-    let mut wipe: Vec<Action> = src
+    if let Some(early) = super::boot_steps::bootloader_original_early(ctx) {
+        steps.push(early);
+    }
+    // The BIOS boot partition keeps its core.img: until the boot loader is reinstalled at the
+    // end, the original disk boots the RAID through it. No zap: the replicated table below
+    // rewrites the GPT in place and keeps the MBR's boot code.
+    let bios_boot = ctx.layout.bios_boot;
+    let wipe: Vec<Action> = src
         .partitions
         .iter()
+        .filter(|p| Some(p.number) != bios_boot)
         .map(|p| run(&["wipefs", "--all", &src.partition_path(p.number)]))
         .collect();
-    wipe.push(run(&["sgdisk", "--zap-all", &src.stable_path()]));
-    // Done once the old table is gone (or already replaced): re-running wipefs on partitions
-    // that zap-all removed would fail.
     steps.push(step(
         "wipe-original",
         "erase the original's filesystems: their labels would collide with the arrays'",
         src_w(),
         wipe,
-        DoneCheck::Any {
-            checks: vec![
-                DoneCheck::PartitionTable {
-                    by_id: src.stable_path(),
-                    partitions: Vec::new(),
-                },
-                DoneCheck::PartitionTable {
-                    by_id: src.stable_path(),
-                    partitions: ctx.partition_shapes(),
-                },
-            ],
-        },
+        DoneCheck::Journal,
     ));
     steps.push(step(
         "partition-original",
@@ -736,6 +730,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     let mut clear: Vec<Action> = ctx
         .partition_shapes()
         .iter()
+        .filter(|s| Some(s.number) != bios_boot)
         .map(|s| run(&["wipefs", "--all", &src.partition_path(s.number)]))
         .collect();
     clear.push(run(&["udevadm", "settle"]));

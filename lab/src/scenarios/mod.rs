@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod convert;
 mod driver;
 mod seeds;
 pub mod xenraid;
@@ -50,6 +51,24 @@ pub fn all() -> Vec<Scenario> {
             core: true,
             about: "7.6.2 seed procedure (bugs fixed) in xs7-bios",
             run: seeds::seed_762,
+        },
+        Scenario {
+            name: "convert",
+            core: true,
+            about: "xenraid convert on xs7-bios: one reboot, automatic resume, SR via xe, each disk boots alone",
+            run: convert::convert,
+        },
+        Scenario {
+            name: "rollback",
+            core: true,
+            about: "convert stopped before the point of no return, then rollback: original as before, target blank",
+            run: convert::rollback,
+        },
+        Scenario {
+            name: "convert-swapped",
+            core: false,
+            about: "disk order swapped between the phases: the original (by serial) is repartitioned",
+            run: convert::convert_swapped,
         },
         Scenario {
             name: "seed-6.5",

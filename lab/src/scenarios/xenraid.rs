@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
-const GUEST_BIN: &str = "/usr/local/sbin/xenraid";
+pub const GUEST_BIN: &str = "/usr/local/sbin/xenraid";
 
 /// The static binary under test: `XENRAID_BIN`, else the musl release build.
 pub fn xenraid_binary() -> Result<PathBuf> {
@@ -28,7 +28,7 @@ pub fn xenraid_binary() -> Result<PathBuf> {
     Ok(p)
 }
 
-fn install(vm: &mut Vm) -> Result<()> {
+pub fn install(vm: &mut Vm) -> Result<()> {
     vm.copy_in(&xenraid_binary()?, GUEST_BIN, 0o755)
 }
 

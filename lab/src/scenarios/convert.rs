@@ -1,0 +1,239 @@
+//! `xenraid convert` end to end on xs7-bios: one command, one reboot it makes itself, the
+//! resume unit finishing the job; then each disk alone boots. Also the disk order swapped
+//! between the phases, and rollback from the last step before the point of no return.
+
+use super::xenraid::{install, GUEST_BIN};
+use super::Ctx;
+use crate::guest_state::{mdstat, root_source, wait_all_in_sync, wait_arrays_active};
+use crate::images::{blank_disk, Image};
+use crate::vm::{Disk, Vm};
+use anyhow::{ensure, Context, Result};
+use std::time::Duration;
+
+const MIN: Duration = Duration::from_secs(60);
+const PROFILE: &str = "xs7-bios";
+
+/// Marker files with checksums (a hardlink and a sparse file among them), written before the
+/// conversion and verified after it.
+pub const WRITE_MARKERS: &str = r#"set -e
+mkdir -p /root/markers /var/log/markers
+for d in /root/markers /var/log/markers; do
+  for i in 1 2 3; do head -c $((i * 65536)) /dev/urandom > "$d/m$i"; done
+  ln -f "$d/m1" "$d/hardlink-to-m1"
+done
+truncate -s 64M /root/markers/sparse; echo tail >> /root/markers/sparse
+setfattr -n user.xenraid -v kept /root/markers/m2 2>/dev/null || true
+sha256sum /root/markers/* /var/log/markers/* > /root/markers.sha256
+sync
+"#;
+pub const CHECK_MARKERS: &str = "sha256sum -c --quiet /root/markers.sha256 && \
+    [ \"$(stat -c %h /root/markers/m1)\" = 2 ] && \
+    [ \"$(du -k /root/markers/sparse | cut -f1)\" -lt 1024 ]";
+
+pub struct Pair {
+    pub image: Image,
+    pub a: Disk,
+    pub b: Disk,
+}
+
+pub fn pair(ctx: &Ctx) -> Result<Pair> {
+    let image = ctx.image(PROFILE)?;
+    let a = image.system_disk(&ctx.dir.join("disk-a.qcow2"))?;
+    let b = blank_disk(
+        &ctx.dir.join("disk-b.qcow2"),
+        "4G",
+        "XRLAB-TGT0",
+        0x5000c500a0000002,
+    )?;
+    Ok(Pair { image, a, b })
+}
+
+/// Boots the original with both disks, writes markers, installs xenraid, starts `convert`
+/// detached (it reboots the guest itself).
+pub fn start_convert(vm: &mut Vm, b: &Disk, extra: &str) -> Result<()> {
+    vm.run(WRITE_MARKERS, MIN)?;
+    install(vm)?;
+    vm.spawn(&format!(
+        "{GUEST_BIN} convert --target {} --yes --sr-name 'Local storage' {extra}",
+        b.by_id()
+    ))
+}
+
+/// / on the root array, the markers intact, the system not in emergency mode.
+pub fn assert_on_raid(vm: &mut Vm, what: &str) -> Result<()> {
+    let root = root_source(vm)?;
+    let md_root = vm
+        .run("readlink -f /dev/md/root", MIN)?
+        .stdout
+        .trim()
+        .to_string();
+    if root != md_root || !root.starts_with("/dev/md") {
+        let e = anyhow::anyhow!("{what}: / is on {root}, /dev/md/root is {md_root}");
+        return Err(vm.fail(e));
+    }
+    if vm.system_state != "running" && vm.system_state != "degraded" {
+        let failed = vm.run_status("systemctl --failed --no-legend", MIN)?.stdout;
+        let e = anyhow::anyhow!(
+            "{what}: system state {:?}; failed: {failed}",
+            vm.system_state
+        );
+        return Err(vm.fail(e));
+    }
+    vm.run(CHECK_MARKERS, MIN)
+        .with_context(|| format!("{what}: marker files"))?;
+    Ok(())
+}
+
+/// After the resume unit finished: complete journal, every array [UU], SR through xe, unit
+/// gone, the original disk (by serial) repartitioned as the target.
+fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
+    assert_on_raid(vm, "after the automatic resume")?;
+    let status = vm.run_status("systemctl status xenraid-resume.service --no-pager; journalctl -b -u xenraid-resume --no-pager | tail -40", MIN)?;
+    let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
+    ensure!(
+        journal.contains("\"state\": \"complete\""),
+        "journal not complete:\n{}\n{}",
+        status.stdout,
+        crate::vm::tail(&journal, 40)
+    );
+    let arrays = wait_all_in_sync(vm, 30 * MIN)?;
+    ensure!(arrays.len() == 5, "expected 5 arrays: {arrays:?}");
+    let xe = vm.run("cat /var/log/xe-standin.log", MIN)?.stdout;
+    let host = image.fact("INSTALL_UUID");
+    for want in [
+        "sr-create",
+        "type=lvm",
+        "content-type=user",
+        "device-config:device=/dev/md/sr",
+        "name-label=Local\\ storage",
+        &format!("host-uuid={host}"),
+    ] {
+        ensure!(xe.contains(want), "xe sr-create lacks {want}:\n{xe}");
+    }
+    vm.run(
+        "! test -e /etc/systemd/system/xenraid-resume.service && ! test -e /var/lib/xenraid/xenraid",
+        MIN,
+    )
+    .context("the resume unit must be gone after the finish")?;
+    let table = vm.run(&format!("sgdisk -p {}", a.by_id()), MIN)?.stdout;
+    ensure!(
+        table.matches("FD00").count() == 5 && table.contains("EF02"),
+        "the original disk was not repartitioned like the target:\n{table}"
+    );
+    Ok(())
+}
+
+fn boot_each_disk_alone(ctx: &mut Ctx, p: &Pair) -> Result<()> {
+    for (name, disk) in [("boot-disk-a-only", &p.a), ("boot-disk-b-only", &p.b)] {
+        ctx.phase(name, |c| {
+            let mut vm = c.boot(name, &p.image, &[disk])?;
+            assert_on_raid(&mut vm, name)?;
+            let arrays = wait_arrays_active(&mut vm, 3 * MIN)?;
+            ensure!(
+                arrays.len() == 5
+                    && arrays
+                        .iter()
+                        .all(|x| x.health == "[U_]" || x.health == "[_U]"),
+                "{name}: expected 5 arrays on one member: {arrays:?}"
+            );
+            vm.shutdown(5 * MIN)
+        })?;
+    }
+    Ok(())
+}
+
+pub fn convert(ctx: &mut Ctx) -> Result<()> {
+    let p = ctx.phase("image", |c| pair(c))?;
+    ctx.phase("convert-reboot-resume", |c| {
+        let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
+        start_convert(&mut vm, &p.b, "--resync-speed max")?;
+        vm.wait_booted(60 * MIN)?;
+        assert_converted(&mut vm, &p.image, &p.a)?;
+        let again = vm.run(&format!("{GUEST_BIN} resume"), MIN)?.stdout;
+        ensure!(again.contains("complete"), "resume after the end: {again}");
+        vm.shutdown(5 * MIN)
+    })?;
+    boot_each_disk_alone(ctx, &p)
+}
+
+/// The seed zaps "/dev/sda" after the reboot; here the VM swaps the disks' order between the
+/// phases, so the original is sdb: xenraid must still repartition the original (by serial).
+pub fn convert_swapped(ctx: &mut Ctx) -> Result<()> {
+    let p = ctx.phase("image", |c| pair(c))?;
+    ctx.phase("phase-1", |c| {
+        let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
+        start_convert(&mut vm, &p.b, "--stop-before reboot")?;
+        let done = "for i in $(seq 1 3600); do grep -q '\"stop_before\": \"reboot\"' /var/lib/xenraid/convert.json 2>/dev/null && ! pgrep -x xenraid >/dev/null && exit 0; sleep 1; done; exit 1";
+        vm.run(done, 61 * MIN)?;
+        vm.shutdown(5 * MIN)
+    })?;
+    ctx.phase("phase-2-swapped", |c| {
+        // B is first on the bus now (sda); the firmware still boots A, the original.
+        let mut vm = c.boot_from("swapped", &p.image, &[&p.b, &p.a], 1)?;
+        let names = vm
+            .run("readlink -f /dev/disk/by-id/wwn-0x5000c500a0000001", MIN)?
+            .stdout;
+        ensure!(
+            names.trim() == "/dev/sdb",
+            "the original should be sdb now, is {names}"
+        );
+        assert_converted(&mut vm, &p.image, &p.a)?;
+        vm.shutdown(5 * MIN)
+    })?;
+    boot_each_disk_alone(ctx, &p)
+}
+
+/// What a rollback must give back, measured in the original system before and after.
+const ORIGINAL_STATE: &str = r#"A=/dev/disk/by-id/wwn-0x5000c500a0000001
+{ dd if=$A bs=1M count=1 status=none; dd if=$A bs=512 skip=$(( $(blockdev --getsz $A) - 33 )) status=none; } | sha256sum
+sha256sum /boot/grub/grub.cfg
+ls /boot/grub/ /var/lib/ | sha256sum
+"#;
+
+pub fn rollback(ctx: &mut Ctx) -> Result<()> {
+    let p = ctx.phase("image", |c| pair(c))?;
+    let before = ctx.phase("convert-stop-before-point-of-no-return", |c| {
+        let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
+        let before = vm.run(ORIGINAL_STATE, MIN)?.stdout;
+        start_convert(&mut vm, &p.b, "--stop-before point-of-no-return")?;
+        vm.wait_booted(60 * MIN)?;
+        assert_on_raid(&mut vm, "the one-shot RAID boot")?;
+        let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
+        ensure!(
+            journal.contains("\"state\": \"in_progress\""),
+            "the resume unit must stop before the point of no return"
+        );
+        let refused = vm.run_status(&format!("{GUEST_BIN} rollback --yes"), MIN)?;
+        ensure!(
+            refused.status == 3 && refused.stderr.contains("reboot"),
+            "rollback on the RAID copy must send the user to the original: {refused:?}"
+        );
+        // The next boot is the original system: the one-shot entry was used.
+        vm.reboot(20 * MIN)?;
+        let root = root_source(&mut vm)?;
+        ensure!(
+            !root.starts_with("/dev/md"),
+            "the second boot should be the original, / is {root}"
+        );
+        Ok(before)
+    })?;
+    ctx.phase("rollback", |c| {
+        let mut vm = c.boot("original-again", &p.image, &[&p.a, &p.b])?;
+        let out = vm.run(&format!("{GUEST_BIN} rollback --yes"), 10 * MIN)?;
+        eprintln!("{}", out.stdout.trim());
+        let after = vm.run(ORIGINAL_STATE, MIN)?.stdout;
+        ensure!(
+            after == before,
+            "the original disk's partition table/boot code, grub.cfg or its files changed:\nbefore:\n{before}after:\n{after}"
+        );
+        let b = p.b.by_id();
+        let blank = vm.run(&format!("wipefs --no-act {b}; blkid -p {b} || true; sgdisk -p {b} | sed -n '/^Number/,$p' | tail -n +2"), MIN)?.stdout;
+        ensure!(blank.trim().is_empty(), "the target is not blank:\n{blank}");
+        ensure!(mdstat(&mut vm)?.is_empty(), "arrays left running");
+        vm.reboot(20 * MIN)?;
+        let root = root_source(&mut vm)?;
+        ensure!(root == "/dev/sda1", "after rollback the host boots its original root, / is {root}");
+        vm.run(CHECK_MARKERS, MIN).context("markers after rollback")?;
+        vm.shutdown(5 * MIN)
+    })
+}
