@@ -123,7 +123,13 @@ fn pitfalls_from_the_seeds_are_in_the_plan() {
     assert!(!text.contains("blockdev --rereadpt"));
     assert!(text.contains("add_dracutmodules+=\" mdraid \""));
     assert!(text.contains("--mdadmconf"));
-    assert_eq!(text.matches("$ grub-install --target=i386-pc").count(), 2);
+    // Phase 2: the original first (so it boots the RAID before it is erased), then both.
+    assert_eq!(text.matches("$ grub-install --target=i386-pc").count(), 3);
+    let after = text.split("Phase 2").nth(1).expect("phase 2");
+    let early = after
+        .find("$ grub-install")
+        .expect("grub-install in phase 2");
+    assert!(early < after.find("$ wipefs").expect("wipefs in phase 2"));
     assert!(text.contains("xe sr-create type=lvm content-type=user"));
     // After the reboot the original disk is only ever named by its stable id.
     let after = text.split("Phase 2").nth(1).expect("phase 2");
