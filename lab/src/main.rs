@@ -79,7 +79,10 @@ fn main() -> Result<()> {
                 0x5000c500a0000002,
             )?;
             let mut vm = ctx.boot("exec", &image, &[&sys, &tgt])?;
-            let out = vm.run_status(&script, std::time::Duration::from_secs(600))?;
+            if scenarios::xenraid::xenraid_binary().is_ok() {
+                scenarios::xenraid::install(&mut vm)?;
+            }
+            let out = vm.run_status(&script, std::time::Duration::from_secs(1800))?;
             print!("{}", out.stdout);
             eprint!("{}", out.stderr);
             vm.shutdown(std::time::Duration::from_secs(300))?;

@@ -272,10 +272,11 @@ impl Vm {
         })
     }
 
-    /// Starts a script detached from the agent (for commands that reboot or power off).
+    /// Starts a script detached from the agent (for commands that reboot or power off); its
+    /// output goes to the console log (nohup would divert a terminal stdout to nohup.out).
     pub fn spawn(&mut self, script: &str) -> Result<()> {
         let wrapped = format!(
-            "cat > /run/lab-detached.sh <<'LAB_EOF'\n{script}\nLAB_EOF\nsetsid nohup bash /run/lab-detached.sh >/dev/console 2>&1 </dev/null &\n"
+            "cat > /run/lab-detached.sh <<'LAB_EOF'\nexec >/dev/console 2>&1\n{script}\nLAB_EOF\nsetsid nohup bash /run/lab-detached.sh >/dev/null 2>&1 </dev/null &\n"
         );
         self.run(&wrapped, Duration::from_secs(30)).map(|_| ())
     }

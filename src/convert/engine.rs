@@ -219,6 +219,7 @@ fn execute(
                     sys.run_copy(&cmd, &dest)?;
                     continue;
                 }
+                wait_for_devices(sys, &cmd);
                 let out = sys.run(&cmd)?;
                 if cmd.program == "xe" && cmd.args.first().map(String::as_str) == Some("sr-create")
                 {
@@ -257,6 +258,26 @@ fn execute(
         }
     }
     Ok(None)
+}
+
+/// udev recreates by-id links after a partition table is rewritten, and may re-read the table
+/// again when the writer closes the disk (its inotify watch): `udevadm settle` can return
+/// before the links exist. Wait for every by-id path a command names, up to 30 s; if one
+/// never appears the command runs anyway and fails with its own error.
+fn wait_for_devices(sys: &dyn System, cmd: &Command) {
+    let wanted: Vec<&String> = cmd
+        .args
+        .iter()
+        .filter(|a| a.starts_with("/dev/disk/by-id/"))
+        .collect();
+    if wanted.is_empty() || matches!(cmd.program.as_str(), "sgdisk" | "partx") {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while wanted.iter().any(|p| sys.resolve(p).is_none()) && std::time::Instant::now() < deadline {
+        let _ = sys.run(&Command::new("udevadm", ["settle", "--timeout=5"]));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 fn raise_resync_speed(

@@ -71,6 +71,12 @@ pub fn all() -> Vec<Scenario> {
             run: convert::convert_swapped,
         },
         Scenario {
+            name: "crash-matrix",
+            core: false,
+            about: "power cut at every step boundary of convert, then boot and resume (XENRAID_LAB_CRASH_AT=a,b for some)",
+            run: convert::crash_matrix,
+        },
+        Scenario {
             name: "seed-6.5",
             core: false,
             about: "6.5 seed procedure (md 0.90, extlinux --raid) in xs65-bios",
