@@ -344,6 +344,26 @@ impl Vm {
         Ok(())
     }
 
+    /// Bytes (read, written) per disk since this QEMU process started, from QMP
+    /// `query-blockstats`: survives the guest's own reboots.
+    pub fn block_stats(&mut self) -> Result<Vec<(u64, u64)>> {
+        let q = self.qmp.as_mut().expect("qmp");
+        let v = q.execute("query-blockstats", json!({}))?;
+        let mut out = Vec::new();
+        for i in 0..self.config.disks.len() {
+            let name = format!("disk{i}");
+            let entry = v.as_array().and_then(|a| {
+                a.iter().find(|e| {
+                    e["qdev"].as_str().is_some_and(|q| q.contains(&name))
+                        || e["device"].as_str() == Some(name.as_str())
+                })
+            });
+            let stat = |k: &str| entry.and_then(|e| e["stats"][k].as_u64()).unwrap_or(0);
+            out.push((stat("rd_bytes"), stat("wr_bytes")));
+        }
+        Ok(out)
+    }
+
     /// Hot-add a disk on the next free SCSI target.
     pub fn plug_disk(&mut self, disk: Disk) -> Result<()> {
         let i = self.config.disks.len();

@@ -111,7 +111,9 @@ pub fn rewrite_boot_config(text: &str, edit: &BootEdit<'_>) -> String {
     }
 }
 
-pub const BOOT_ONCE_TITLE: &str = "xenraid: first boot on RAID1";
+/// No spaces: XenServer's grub.cfg expands `set default=$override_entry` unquoted, so a title
+/// with spaces splits into words and GRUB falls back to entry 0 (seen in the lab).
+pub const BOOT_ONCE_TITLE: &str = "xenraid-first-raid1-boot";
 pub const BOOT_ONCE_LABEL: &str = "xenraid-raid1";
 
 /// A copy of the default entry of an already rewritten GRUB config, retitled, appended to

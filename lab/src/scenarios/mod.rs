@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod bench;
 mod convert;
 mod driver;
 mod seeds;
@@ -75,6 +76,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "power cut at every step boundary of convert, then boot and resume (XENRAID_LAB_CRASH_AT=a,b for some)",
             run: convert::crash_matrix,
+        },
+        Scenario {
+            name: "bench",
+            core: false,
+            about: "issue 4 benchmark: seed-7.6.2 vs xenraid convert, time to full redundancy, bytes, raw bandwidth",
+            run: bench::bench,
         },
         Scenario {
             name: "seed-6.5",

@@ -25,7 +25,7 @@ sync
 const CHECK_MARKERS: &str = "sha256sum -c --quiet /root/markers.sha256 && \
     [ \"$(stat -c %h /root/markers/m1)\" = 2 ]";
 
-fn with_disks(script: &str, a: &Disk, b: &Disk) -> String {
+pub(super) fn with_disks(script: &str, a: &Disk, b: &Disk) -> String {
     format!("A={}\nB={}\n{script}", a.by_id(), b.by_id())
 }
 

@@ -1,0 +1,165 @@
+//! Issue 4's benchmark: the 7.6.2 seed's procedure and `xenraid convert` on identical
+//! xs7-bios guests. Time to full redundancy (every array [UU] and the SR created), bytes moved
+//! (QEMU's block stats, which outlive the guest's reboots), and the guest's raw disk bandwidth
+//! measured in the same run.
+
+use super::convert::{pair, WRITE_MARKERS};
+use super::seeds::with_disks;
+use super::xenraid::{install, GUEST_BIN};
+use super::Ctx;
+use crate::guest_state::wait_all_in_sync;
+use crate::vm::Vm;
+use anyhow::{ensure, Result};
+use std::time::{Duration, Instant};
+
+const MIN: Duration = Duration::from_secs(60);
+
+struct Run {
+    seconds: f64,
+    read: u64,
+    written: u64,
+}
+
+fn add_stats(total: &mut (u64, u64), vm: &mut Vm) -> Result<()> {
+    for (r, w) in vm.block_stats()? {
+        total.0 += r;
+        total.1 += w;
+    }
+    Ok(())
+}
+
+/// MB/s of a 512 MiB direct write to the target and a direct read of the system disk.
+fn bandwidth(vm: &mut Vm) -> Result<(f64, f64)> {
+    let script = r#"B=/dev/disk/by-id/wwn-0x5000c500a0000002; A=/dev/disk/by-id/wwn-0x5000c500a0000001
+t0=$(date +%s%N); dd if=/dev/zero of=$B bs=4M count=128 oflag=direct status=none; t1=$(date +%s%N)
+dd if=$A of=/dev/null bs=4M count=128 iflag=direct status=none; t2=$(date +%s%N)
+wipefs -a -q $B
+echo $(( 536870912 * 1000 / ((t1 - t0) / 1000) )) $(( 536870912 * 1000 / ((t2 - t1) / 1000) ))"#;
+    let out = vm.run(script, 10 * MIN)?.stdout;
+    let v: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|x| x.parse::<f64>().ok())
+        .collect();
+    ensure!(v.len() == 2, "bandwidth: {out}");
+    Ok((v[0] / 1e6, v[1] / 1e6))
+}
+
+fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
+    let p = pair(ctx)?;
+    let mut moved = (0, 0);
+    let mut vm = ctx.boot("seed-original", &p.image, &[&p.a, &p.b])?;
+    let bw = bandwidth(&mut vm)?;
+    vm.run(WRITE_MARKERS, MIN)?;
+    let base = vm.block_stats()?;
+    let t = Instant::now();
+    vm.run(
+        &with_disks(
+            include_str!("../../scenarios/seed-7.6.2-phase1.sh"),
+            &p.a,
+            &p.b,
+        ),
+        60 * MIN,
+    )?;
+    add_stats(&mut moved, &mut vm)?;
+    for (r, w) in base {
+        moved.0 -= r;
+        moved.1 -= w;
+    }
+    vm.shutdown(5 * MIN)?;
+    // The seed's trip to the BIOS menu: boot the new disk.
+    let mut vm = ctx.boot_from("seed-raid", &p.image, &[&p.b, &p.a], 0)?;
+    vm.run(
+        &with_disks(
+            include_str!("../../scenarios/seed-7.6.2-phase2.sh"),
+            &p.a,
+            &p.b,
+        ),
+        60 * MIN,
+    )?;
+    wait_all_in_sync(&mut vm, 60 * MIN)?;
+    let seconds = t.elapsed().as_secs_f64();
+    add_stats(&mut moved, &mut vm)?;
+    vm.shutdown(5 * MIN)?;
+    Ok((
+        Run {
+            seconds,
+            read: moved.0,
+            written: moved.1,
+        },
+        bw,
+    ))
+}
+
+fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
+    let p = pair(ctx)?;
+    let mut vm = ctx.boot("xenraid-original", &p.image, &[&p.a, &p.b])?;
+    let bw = bandwidth(&mut vm)?;
+    vm.run(WRITE_MARKERS, MIN)?;
+    install(&mut vm)?;
+    let base = vm.block_stats()?;
+    let t = Instant::now();
+    vm.spawn(&format!(
+        "{GUEST_BIN} convert --target {} --yes --resync-speed max || systemctl poweroff",
+        p.b.by_id()
+    ))?;
+    vm.wait_booted(60 * MIN)?;
+    wait_all_in_sync(&mut vm, 60 * MIN)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let mut moved = (0, 0);
+    add_stats(&mut moved, &mut vm)?;
+    for (r, w) in base {
+        moved.0 -= r;
+        moved.1 -= w;
+    }
+    let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
+    ensure!(
+        journal.contains("\"state\": \"complete\""),
+        "xenraid did not complete"
+    );
+    vm.shutdown(5 * MIN)?;
+    Ok((
+        Run {
+            seconds,
+            read: moved.0,
+            written: moved.1,
+        },
+        bw,
+    ))
+}
+
+pub fn bench(ctx: &mut Ctx) -> Result<()> {
+    let (s, sbw) = ctx.phase("seed-7.6.2", seed)?;
+    let (x, xbw) = ctx.phase("xenraid-convert", xenraid)?;
+    let mib = |b: u64| b as f64 / 1048576.0;
+    // The bound: xenraid's own bytes at the guest's raw write and read bandwidth.
+    let bound = mib(x.written) / xbw.0 * 1.048576 + mib(x.read) / xbw.1 * 1.048576;
+    println!("\nbenchmark (xs7-bios, 4 GiB disks, TCG)         seed-7.6.2    xenraid");
+    println!(
+        "time to full redundancy (s)                 {:>12.0} {:>10.0}",
+        s.seconds, x.seconds
+    );
+    println!(
+        "MiB read / written                     {:>8.0}/{:<8.0} {:>6.0}/{:<6.0}",
+        mib(s.read),
+        mib(s.written),
+        mib(x.read),
+        mib(x.written)
+    );
+    println!(
+        "raw bandwidth write / read (MB/s)        {:>6.0}/{:<6.0} {:>6.0}/{:<6.0}",
+        sbw.0, sbw.1, xbw.0, xbw.1
+    );
+    println!(
+        "xenraid / seed time                                      {:>10.2}",
+        x.seconds / s.seconds
+    );
+    println!(
+        "bandwidth bound for xenraid's bytes (s)                  {:>10.0}",
+        bound
+    );
+    println!(
+        "xenraid time / bound                                     {:>10.2}",
+        x.seconds / bound
+    );
+    Ok(())
+}
