@@ -29,6 +29,13 @@ enum Cmd {
     /// Boot PROFILE with a blank 4G target attached, run SCRIPT (bash) in it, print the
     /// output: a quick look inside a guest while developing.
     Exec { profile: String, script: String },
+    /// Boot a kept run's disks (XENRAID_LAB_KEEP=1: RUN_DIR/disk-a.qcow2 = XRLAB-SYS0,
+    /// disk-b.qcow2 = XRLAB-TGT0) and run SCRIPT: a look at what a failed scenario left.
+    Inspect {
+        profile: String,
+        run_dir: std::path::PathBuf,
+        script: String,
+    },
     /// Run a capture script in every image and unpack its output under OUT/<profile>/
     /// (how tests/fixtures/lab/ is refreshed).
     Capture {
@@ -90,6 +97,31 @@ fn main() -> Result<()> {
             if out.status != 0 {
                 bail!("exit status {}", out.status);
             }
+        }
+        Cmd::Inspect {
+            profile,
+            run_dir,
+            script,
+        } => {
+            let ctx = scenarios::Ctx::new(&lab, "inspect-kept")?;
+            let image = ctx.image(&profile)?;
+            let a = vm::Disk::new(
+                run_dir.join("disk-a.qcow2"),
+                "XRLAB-SYS0",
+                0x5000c500a0000001,
+            );
+            let b = vm::Disk::new(
+                run_dir.join("disk-b.qcow2"),
+                "XRLAB-TGT0",
+                0x5000c500a0000002,
+            );
+            let boot_disk = usize::from(std::env::var_os("XENRAID_LAB_BOOT_B").is_some());
+            let mut vm = ctx.boot_from("kept", &image, &[&a, &b], boot_disk)?;
+            let out = vm.run_status(&script, std::time::Duration::from_secs(1800))?;
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            vm.shutdown(std::time::Duration::from_secs(300))?;
+            ctx.cleanup(true);
         }
         Cmd::Capture { script, out } => {
             let mut ctx = scenarios::Ctx::new(&lab, "capture")?;

@@ -235,9 +235,10 @@ impl Vm {
                 Ok(_) => std::thread::sleep(Duration::from_secs(1)), // still the old boot
                 Err(_) if Instant::now() < deadline => {}
                 Err(e) => {
-                    return Err(
-                        self.fail(e.context(format!("guest did not boot within {timeout:?}")))
-                    )
+                    let shot = self.screendump("boot-timeout");
+                    return Err(self.fail(e.context(format!(
+                        "guest did not boot within {timeout:?} (screen: {shot})"
+                    ))));
                 }
             }
         }
@@ -342,6 +343,25 @@ impl Vm {
         let q = self.qmp.as_mut().expect("qmp");
         q.execute("device_del", json!({ "id": format!("disk{index}") }))?;
         Ok(())
+    }
+
+    /// The VGA screen as a PPM next to the console log (GRUB rescue and BIOS messages never
+    /// reach the serial console). Returns the path, or why there is none.
+    pub fn screendump(&mut self, what: &str) -> String {
+        let path = self
+            .config
+            .dir
+            .join(format!("{}.{what}.ppm", self.config.name));
+        let Some(q) = self.qmp.as_mut() else {
+            return "no QMP".into();
+        };
+        match q.execute(
+            "screendump",
+            json!({ "filename": path.display().to_string() }),
+        ) {
+            Ok(_) => path.display().to_string(),
+            Err(e) => format!("screendump failed: {e}"),
+        }
     }
 
     /// Bytes (read, written) per disk since this QEMU process started, from QMP

@@ -167,7 +167,7 @@ fn prepare(
     }
     if journal.status("reboot") != StepStatus::Pending {
         let root = match &reboot.done_check {
-            DoneCheck::RootOn { device } => device.clone(),
+            DoneCheck::RootOn { device, .. } => device.clone(),
             _ => "the RAID".into(),
         };
         return Err(ConvertError::RaidBootFailed { root });

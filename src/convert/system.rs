@@ -157,13 +157,29 @@ impl LiveSystem<'_> {
                 })
             }
             DoneCheck::Unmounted { mount_point } => self.mounts_under(mount_point).is_empty(),
-            DoneCheck::RootOn { device } => match Self::rdev(device) {
-                Some((maj, min)) => self
+            DoneCheck::RootOn { device, uuid } => {
+                let root = self
                     .mounts()
-                    .iter()
-                    .any(|m| m.mount_point == "/" && m.major == maj && m.minor == min),
-                None => false,
-            },
+                    .into_iter()
+                    .rev()
+                    .find(|m| m.mount_point == "/");
+                let Some(root) = root else {
+                    return Ok(false);
+                };
+                if Self::rdev(device) == Some((root.major, root.minor)) {
+                    return Ok(true);
+                }
+                // Named otherwise (no /dev/md/ link): the md device under / and its UUID.
+                let name = fs::read_link(format!("/sys/dev/block/{}:{}", root.major, root.minor))
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()));
+                match (name, uuid) {
+                    (Some(md), Some(uuid)) if md.starts_with("md") => {
+                        self.md_uuid(&md).as_deref() == Some(uuid.as_str())
+                    }
+                    _ => false,
+                }
+            }
             DoneCheck::FileContains { path, text } => fs::read(path)
                 .map(|bytes| contains(&bytes, text.as_bytes()))
                 .unwrap_or(false),
@@ -268,6 +284,7 @@ impl System for LiveSystem<'_> {
     }
 
     fn write_file(&self, path: &str, content: &str) -> Result<(), ConvertError> {
+        let path = &follow_symlink(path);
         write_atomic(Path::new(path), content.as_bytes()).map_err(|source| ConvertError::Io {
             what: format!("writing {path}"),
             source,
@@ -312,6 +329,27 @@ impl System for LiveSystem<'_> {
             what: format!("writing {value} to {path}"),
             source,
         })
+    }
+}
+
+/// A symlinked config file (/etc/mdadm/mdadm.conf → ../mdadm.conf) is edited where it
+/// points: replacing the link would leave the file the tools read unchanged. An absolute
+/// target inside the copy is taken relative to the copy's root, never the running system's.
+pub fn follow_symlink(path: &str) -> String {
+    let Ok(target) = fs::read_link(path) else {
+        return path.to_string();
+    };
+    let target = target.to_string_lossy().to_string();
+    let new_root = crate::plan::steps::NEW_ROOT;
+    if target.starts_with('/') {
+        if path.starts_with(&format!("{new_root}/")) {
+            format!("{new_root}{target}")
+        } else {
+            target
+        }
+    } else {
+        let dir = Path::new(path).parent().unwrap_or(Path::new("/"));
+        dir.join(target).to_string_lossy().to_string()
     }
 }
 
@@ -362,6 +400,27 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0], (1, 2885632, 5507071, "FD00".to_string()));
         assert_eq!(rows[2].0, 5);
+    }
+
+    #[test]
+    fn edits_go_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("mdadm.conf");
+        fs::write(&real, "old").unwrap();
+        fs::create_dir(dir.path().join("mdadm")).unwrap();
+        let link = dir.path().join("mdadm/mdadm.conf");
+        std::os::unix::fs::symlink("../mdadm.conf", &link).unwrap();
+        let resolved = follow_symlink(link.to_str().unwrap());
+        write_atomic(Path::new(&resolved), b"new").unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
+        assert_eq!(
+            follow_symlink("/run/xenraid/newroot/nonexistent"),
+            "/run/xenraid/newroot/nonexistent"
+        );
     }
 
     #[test]

@@ -110,14 +110,8 @@ pub(super) fn unmount_new_root() -> Step {
 pub(super) fn point_of_no_return(ctx: &Ctx<'_>) -> Step {
     let src = ctx.layout.source;
     let tgt = ctx.target;
-    let root_device = ctx
-        .root_array()
-        .map(|a| a.device.clone())
-        .unwrap_or_default();
     let mut guards = vec![Action::Assert {
-        check: DoneCheck::RootOn {
-            device: root_device,
-        },
+        check: ctx.root_on_array(),
     }];
     for array in &ctx.layout.arrays {
         guards.push(Action::Assert {

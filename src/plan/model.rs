@@ -204,6 +204,9 @@ pub enum DoneCheck {
     },
     RootOn {
         device: String,
+        /// The array's md UUID: what identifies it when its /dev/md/ name is missing.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uuid: Option<String>,
     },
     SrExists {
         name_label: String,

@@ -175,7 +175,7 @@ pub fn check_text(check: &DoneCheck) -> String {
         DoneCheck::FileContains { path, text } => format!("{path} contains `{text}`"),
         DoneCheck::BootCode { by_id, code } => format!("{by_id} has {code} boot code"),
         DoneCheck::EfiBootEntry { label } => format!("an EFI boot entry '{label}' exists"),
-        DoneCheck::RootOn { device } => format!("/ is mounted from {device}"),
+        DoneCheck::RootOn { device, .. } => format!("/ is mounted from {device}"),
         DoneCheck::SrExists { name_label, device } => {
             format!("SR '{name_label}' exists on {device}")
         }

@@ -65,6 +65,17 @@ impl<'a> Ctx<'a> {
         self.layout.source
     }
 
+    /// "/ is on the root array", by its md UUID as well as its name.
+    pub(crate) fn root_on_array(&self) -> DoneCheck {
+        DoneCheck::RootOn {
+            device: self
+                .root_array()
+                .map(|a| a.device.clone())
+                .unwrap_or_default(),
+            uuid: self.root_array().map(|a| a.uuid.clone()),
+        }
+    }
+
     pub(crate) fn root_array(&self) -> Option<&ArraySpec> {
         self.layout.arrays.iter().find(|a| a.role == "root")
     }
@@ -139,7 +150,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The file mdadm and dracut read: /etc/mdadm.conf wins when it exists (dracut's
+    /// mdraid module installs it in preference to /etc/mdadm/mdadm.conf).
     fn mdadm_conf_path(&self) -> &'static str {
+        if self.facts.files.contains_key("/etc/mdadm.conf") {
+            return "/etc/mdadm.conf";
+        }
+        if self.facts.files.contains_key("/etc/mdadm/mdadm.conf") {
+            return "/etc/mdadm/mdadm.conf";
+        }
         match self.facts.product.os_id.as_deref() {
             Some("debian") | Some("ubuntu") => "/etc/mdadm/mdadm.conf",
             _ => "/etc/mdadm.conf",
@@ -536,12 +555,7 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         "boot into the degraded RAID1 on the target",
         vec![Writes::Nothing],
         vec![run(&["systemctl", "reboot"])],
-        DoneCheck::RootOn {
-            device: ctx
-                .root_array()
-                .map(|a| a.device.clone())
-                .unwrap_or_default(),
-        },
+        ctx.root_on_array(),
     ));
     steps
 }

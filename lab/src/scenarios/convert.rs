@@ -217,6 +217,7 @@ pub fn rollback(ctx: &mut Ctx) -> Result<()> {
             !root.starts_with("/dev/md"),
             "the second boot should be the original, / is {root}"
         );
+        vm.shutdown(5 * MIN)?;
         Ok(before)
     })?;
     ctx.phase("rollback", |c| {

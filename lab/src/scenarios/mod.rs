@@ -49,7 +49,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "seed-7.6.2",
-            core: true,
+            core: false,
             about: "7.6.2 seed procedure (bugs fixed) in xs7-bios",
             run: seeds::seed_762,
         },
