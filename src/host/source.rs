@@ -4,7 +4,7 @@
 //! directory and keeps each command's stdout in `cmd/<Command::capture_name>.out` (exit status in
 //! `.rc` when not 0), so the same discovery code runs on a lab guest's capture and on the host.
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, Runner};
@@ -12,6 +12,9 @@ use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, R
 pub trait HostSource {
     fn read_to_string(&self, path: &str) -> io::Result<String>;
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
+    /// The last `len` bytes of a file or block device. A captured tree keeps them in
+    /// `<path>.tail` (the end of the device, as long as the capture saved).
+    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
     /// Entry names, sorted, so discovery is deterministic.
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>>;
     fn read_link(&self, path: &str) -> io::Result<String>;
@@ -23,6 +26,8 @@ pub trait HostSource {
 pub struct RootedSource<R: Runner> {
     root: PathBuf,
     runner: R,
+    /// Device tails are kept in `<path>.tail` files (a captured tree).
+    tail_files: bool,
 }
 
 impl RootedSource<RealRunner> {
@@ -30,6 +35,7 @@ impl RootedSource<RealRunner> {
         RootedSource {
             root: PathBuf::from("/"),
             runner: RealRunner,
+            tail_files: false,
         }
     }
 }
@@ -41,6 +47,7 @@ impl RootedSource<CapturedRunner> {
             runner: CapturedRunner {
                 dir: root.join("cmd"),
             },
+            tail_files: true,
         }
     }
 }
@@ -62,6 +69,25 @@ impl<R: Runner> HostSource for RootedSource<R> {
         std::fs::File::open(self.path(path))?
             .take(len as u64)
             .read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
+        let mut path = self.path(path);
+        if self.tail_files {
+            path.as_mut_os_string().push(".tail");
+        }
+        let mut file = std::fs::File::open(path)?;
+        let size = file.seek(SeekFrom::End(0))?;
+        if size < len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{size} bytes, not the last {len}"),
+            ));
+        }
+        file.seek(SeekFrom::Start(size - len as u64))?;
+        let mut buf = vec![0; len];
+        file.read_exact(&mut buf)?;
         Ok(buf)
     }
 
