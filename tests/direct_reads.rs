@@ -9,12 +9,13 @@ use std::sync::Mutex;
 
 use xenraid::exec::{Command, CommandOutput, ExecError};
 use xenraid::host::prefetch::Prefetched;
+use xenraid::host::source::ReadPos;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 const GUESTS: &[&str] = &["xs7-bios", "xs65-bios", "xcpng8-uefi"];
 
 /// Passes everything through, notes every command; with `blkid_only`, hides the device
-/// bytes beyond the first sector (the boot code), so discovery must ask blkid.
+/// ranges (the first sector, the boot code, stays readable), so discovery must ask blkid.
 struct Recording<'a> {
     inner: &'a (dyn HostSource + Sync),
     blkid_only: bool,
@@ -39,18 +40,13 @@ impl HostSource for Recording<'_> {
         self.inner.read_to_string(path)
     }
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
-        let len = if self.blkid_only && path.starts_with("/dev/") {
-            len.min(512)
-        } else {
-            len
-        };
         self.inner.read_prefix(path, len)
     }
-    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
         if self.blkid_only {
             return Err(io::Error::new(io::ErrorKind::NotFound, "hidden"));
         }
-        self.inner.read_tail(path, len)
+        self.inner.read_ranges(path, ranges)
     }
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
         self.inner.list_dir(path)

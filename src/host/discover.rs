@@ -14,12 +14,11 @@ use super::parse::mdadm::parse_mdadm_detail_export;
 use super::parse::mdstat::parse_mdstat;
 use super::parse::mountinfo::{parse_mountinfo, parse_swaps};
 use super::parse::ondisk::{
-    identify_disk, identify_partition, mdadm_uuid, DeviceBytes, Gpt, Reading, DISK_HEAD, DISK_TAIL,
-    PART_HEAD, PART_TAIL, SMALL_HEAD, SMALL_TAIL,
+    first_reads, identify_disk, identify_partition, mdadm_uuid, DeviceBytes, Gpt, Reading,
 };
 use super::parse::xe::join_srs_and_pbds;
 use super::parse::ParseError;
-use super::source::HostSource;
+use super::source::{HostSource, ReadPos};
 use crate::exec::ExecError;
 
 /// Programs whose presence decides what a plan can do.
@@ -160,52 +159,78 @@ fn probe(src: &dyn HostSource, device: &str) -> Probe {
     }
 }
 
-/// The first `head` and last `tail` bytes of a device of `size` bytes, when they can be read
-/// in full.
-fn read_windows(
+/// Reads `ranges` of a device of `size` bytes, widened to whole blocks; ranges in the second
+/// half are addressed from the end, which is what a captured tree keeps there.
+fn read_blocks(
     src: &dyn HostSource,
     path: &str,
     size: u64,
-    head: u64,
-    tail: u64,
-) -> Option<(Vec<u8>, Vec<u8>)> {
-    let (head, tail) = (head.min(size) as usize, tail.min(size) as usize);
-    let first = src
-        .read_prefix(path, head)
-        .ok()
-        .filter(|b| b.len() == head)?;
-    let last = src.read_tail(path, tail).ok().filter(|b| b.len() == tail)?;
-    Some((first, last))
+    ranges: &[(u64, usize)],
+) -> Option<Vec<(u64, Vec<u8>)>> {
+    let blocks: Vec<(u64, usize)> = ranges
+        .iter()
+        .map(|(at, len)| {
+            // Whole sectors near the end (a device's size need not be a multiple of 4 KiB,
+            // and a captured tree keeps exactly its last bytes).
+            let align = if *at >= size / 2 { 512 } else { 4096 };
+            let start = at - at % align;
+            let end = (at + *len as u64).next_multiple_of(align).min(size);
+            (start, end.saturating_sub(start) as usize)
+        })
+        .collect();
+    let positions: Vec<(ReadPos, usize)> = blocks
+        .iter()
+        .map(|(start, len)| {
+            let pos = if *start >= size / 2 {
+                ReadPos::FromEnd(size - start)
+            } else {
+                ReadPos::Start(*start)
+            };
+            (pos, *len)
+        })
+        .collect();
+    let bytes = src.read_ranges(path, &positions).ok()?;
+    Some(blocks.iter().map(|(start, _)| *start).zip(bytes).collect())
 }
 
-/// Reads what `blkid -p` would report straight from the device: the small windows first,
-/// the large ones only when the reader asks for them. `None` when the reader is not sure or
-/// the bytes cannot be read (a captured tree without them): then blkid answers.
+/// Reads what `blkid -p` would report straight from the device: a few blocks first, then
+/// whatever else the reader asks for. `None` when the reader is not sure or the bytes cannot
+/// be read (a captured tree without them): then blkid answers.
 fn read_direct<T: Default>(
     src: &dyn HostSource,
     path: &str,
     size: u64,
-    large: (u64, u64),
     identify: impl Fn(&DeviceBytes) -> (Reading, T),
 ) -> (Option<Probe>, T) {
     if size == 0 {
         return (None, T::default());
     }
+    let mut dev = DeviceBytes::new(size);
+    let mut wanted = first_reads(size);
+    let mut asked = wanted.clone();
     let mut extra = T::default();
-    for (head, tail) in [(SMALL_HEAD, SMALL_TAIL), large] {
-        let Some((first, last)) = read_windows(src, path, size, head, tail) else {
+    // Each reader asks for a handful of blocks at most; the bound only guards against a
+    // reader that keeps asking.
+    for _ in 0..32 {
+        let Some(chunks) = read_blocks(src, path, size, &wanted) else {
             tracing::debug!(path, "device bytes unreadable, asking blkid");
             break;
         };
-        let (reading, found) = identify(&DeviceBytes {
-            size,
-            head: &first,
-            tail: &last,
-        });
+        for (at, bytes) in chunks {
+            dev.add(at, bytes);
+        }
+        let (reading, found) = identify(&dev);
         extra = found;
         match reading {
             Reading::Known(probe) => return (Some(probe), extra),
-            Reading::NeedMore => continue,
+            Reading::NeedMore => {
+                let missing = dev.missing();
+                if missing.is_empty() || missing.iter().any(|m| asked.contains(m)) {
+                    break;
+                }
+                asked.extend(missing.iter().copied());
+                wanted = missing;
+            }
             Reading::Unsure(why) => {
                 tracing::debug!(path, why, "direct read not sure, asking blkid");
                 break;
@@ -395,8 +420,9 @@ fn read_disk(
     let logical_sector_size =
         read_number(src, &format!("{sys}/queue/logical_block_size")).unwrap_or(512) as u32;
     let dev_path = format!("/dev/{name}");
-    let (direct, gpt) = read_direct(src, &dev_path, size_bytes, (DISK_HEAD, DISK_TAIL), |d| {
-        identify_disk(d, logical_sector_size)
+    let (direct, (gpt, boot_code)) = read_direct(src, &dev_path, size_bytes, |d| {
+        let (reading, gpt) = identify_disk(d, logical_sector_size);
+        (reading, (gpt, d.get(0, 512).map(classify_boot_code)))
     });
     let probe = direct.unwrap_or_else(|| probe(src, &dev_path));
     let mut partitions = Vec::new();
@@ -408,10 +434,11 @@ fn read_disk(
         partitions.push(read_partition(src, &sys, &child, table, mounts, swap_names));
     }
     partitions.sort_by_key(|p| p.number);
-    let boot_code = src
-        .read_prefix(&format!("/dev/{name}"), 512)
-        .map(|bytes| classify_boot_code(&bytes))
-        .unwrap_or(BootCode::Unknown);
+    let boot_code = boot_code.unwrap_or_else(|| {
+        src.read_prefix(&dev_path, 512)
+            .map(|bytes| classify_boot_code(&bytes))
+            .unwrap_or(BootCode::Unknown)
+    });
     Disk {
         name: name.to_string(),
         dev,
@@ -453,13 +480,9 @@ fn read_partition_direct(
         return None;
     };
     let holds_code = entry.type_guid.as_deref() == Some(GPT_BIOS_BOOT);
-    let (probe, ()) = read_direct(
-        src,
-        &format!("/dev/{name}"),
-        size,
-        (PART_HEAD, PART_TAIL),
-        |d| (identify_partition(d, holds_code), ()),
-    );
+    let (probe, ()) = read_direct(src, &format!("/dev/{name}"), size, |d| {
+        (identify_partition(d, holds_code), ())
+    });
     Some(Probe {
         entry: Some(entry),
         ..probe?

@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Mutex;
 
 use super::discover::discover;
-use super::source::HostSource;
+use super::source::{HostSource, ReadPos};
 use crate::exec::{Command, CommandOutput, ExecError};
 
 type Answer = Result<CommandOutput, ExecError>;
@@ -24,7 +24,7 @@ type Answer = Result<CommandOutput, ExecError>;
 enum Read {
     Text(String),
     Prefix(String, usize),
-    Tail(String, usize),
+    Ranges(String, Vec<(ReadPos, usize)>),
     Dir(String),
     Link(String),
 }
@@ -34,6 +34,7 @@ enum Value {
     Text(String),
     Bytes(Vec<u8>),
     Names(Vec<String>),
+    Chunks(Vec<Vec<u8>>),
 }
 
 pub struct Prefetched<'a> {
@@ -125,10 +126,14 @@ impl HostSource for Prefetched<'_> {
             self.inner.read_prefix(path, len).map(Value::Bytes)
         }))
     }
-    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
-        bytes(self.memo(Read::Tail(path.into(), len), || {
-            self.inner.read_tail(path, len).map(Value::Bytes)
-        }))
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        let key = Read::Ranges(path.into(), ranges.to_vec());
+        match self.memo(key, || {
+            self.inner.read_ranges(path, ranges).map(Value::Chunks)
+        })? {
+            Value::Chunks(c) => Ok(c),
+            _ => Err(io::Error::other("cached read of another kind")),
+        }
     }
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
         names(self.memo(Read::Dir(path.into()), || {
@@ -173,8 +178,8 @@ impl HostSource for DryRun<'_, '_> {
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
         self.reads.read_prefix(path, len)
     }
-    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
-        self.reads.read_tail(path, len)
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        self.reads.read_ranges(path, ranges)
     }
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
         self.reads.list_dir(path)

@@ -12,14 +12,22 @@ use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, R
 pub trait HostSource {
     fn read_to_string(&self, path: &str) -> io::Result<String>;
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
-    /// The last `len` bytes of a file or block device. A captured tree keeps them in
-    /// `<path>.tail` (the end of the device, as long as the capture saved).
-    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
+    /// Several ranges of a file or block device, read through one open. A captured tree keeps
+    /// a device's first bytes in `<path>` and its last ones in `<path>.tail`; a range they do
+    /// not hold is an error.
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>>;
     /// Entry names, sorted, so discovery is deterministic.
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>>;
     fn read_link(&self, path: &str) -> io::Result<String>;
     fn exists(&self, path: &str) -> bool;
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError>;
+}
+
+/// Where a range starts: bytes from the start, or bytes before the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadPos {
+    Start(u64),
+    FromEnd(u64),
 }
 
 /// Reads files under `root` (`/` on a live host) and runs commands through `runner`.
@@ -72,23 +80,43 @@ impl<R: Runner> HostSource for RootedSource<R> {
         Ok(buf)
     }
 
-    fn read_tail(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
-        let mut path = self.path(path);
-        if self.tail_files {
-            path.as_mut_os_string().push(".tail");
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        let path = self.path(path);
+        let mut head: Option<std::fs::File> = None;
+        let mut tail: Option<(std::fs::File, u64)> = None;
+        let mut out = Vec::with_capacity(ranges.len());
+        for (pos, len) in ranges {
+            let mut buf = vec![0; *len];
+            match *pos {
+                ReadPos::Start(offset) => {
+                    if head.is_none() {
+                        head = Some(std::fs::File::open(&path)?);
+                    }
+                    let file = head.as_mut().expect("opened");
+                    file.seek(SeekFrom::Start(offset))?;
+                    file.read_exact(&mut buf)?;
+                }
+                ReadPos::FromEnd(back) => {
+                    if tail.is_none() {
+                        let mut tail_path = path.clone();
+                        if self.tail_files {
+                            tail_path.as_mut_os_string().push(".tail");
+                        }
+                        let mut file = std::fs::File::open(tail_path)?;
+                        let size = file.seek(SeekFrom::End(0))?;
+                        tail = Some((file, size));
+                    }
+                    let (file, size) = tail.as_mut().expect("opened");
+                    let offset = size.checked_sub(back).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "before the start")
+                    })?;
+                    file.seek(SeekFrom::Start(offset))?;
+                    file.read_exact(&mut buf)?;
+                }
+            }
+            out.push(buf);
         }
-        let mut file = std::fs::File::open(path)?;
-        let size = file.seek(SeekFrom::End(0))?;
-        if size < len as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("{size} bytes, not the last {len}"),
-            ));
-        }
-        file.seek(SeekFrom::Start(size - len as u64))?;
-        let mut buf = vec![0; len];
-        file.read_exact(&mut buf)?;
-        Ok(buf)
+        Ok(out)
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {

@@ -11,55 +11,124 @@
 //! Values are formatted exactly as `blkid -p -o export` prints them, so facts are the same
 //! whichever way they were read.
 
+use std::cell::RefCell;
+
 use super::blkid::{PartEntry, Probe};
 
-/// Whole disks: libblkid's magics all lie in the first MiB, and the metadata that lives at
-/// the end (md 0.90/1.0, the backup GPT, firmware RAID: Promise keeps it up to 3087 sectors
-/// before the end) in the last 2 MiB. A disk is called blank only when both are all zeros.
-pub const DISK_HEAD: u64 = 1 << 20;
-pub const DISK_TAIL: u64 = 2 << 20;
-/// Partitions: superblocks in the first 256 KiB (btrfs at 64 KiB, ZFS's uberblocks at
-/// 128 KiB, a FAT16 ESP's root directory), md 0.90/1.0 in the last 128 KiB.
-pub const PART_HEAD: u64 = 256 << 10;
-pub const PART_TAIL: u64 = 128 << 10;
-/// What almost every device needs: GPT, all superblocks but the far ones, md 0.90/1.0.
-pub const SMALL_HEAD: u64 = 72 << 10;
-pub const SMALL_TAIL: u64 = 128 << 10;
-
-/// The bytes read from one block device: its first and last bytes, and its size.
-#[derive(Debug, Clone, Copy)]
-pub struct DeviceBytes<'a> {
-    pub size: u64,
-    pub head: &'a [u8],
-    /// The device's last `tail.len()` bytes.
-    pub tail: &'a [u8],
+/// The blocks read for every device before anything else: MBR, GPT header and entries,
+/// the superblocks at the start (ext, md 1.1/1.2, LVM2, swap, vfat, xfs …), the ones at
+/// 32 KiB (iso9660, udf, jfs), 64 KiB (btrfs, reiserfs) and 128 KiB (ZFS), and the md 0.90
+/// and 1.0 superblocks at the end. Reads are few and small on purpose: in a lab guest every
+/// KiB read from a disk nobody holds open costs real time, and the kernel drops that disk's
+/// page cache at each last close.
+pub fn first_reads(size: u64) -> Vec<(u64, usize)> {
+    let mut reads = vec![
+        (0, 20 << 10),
+        (28 << 10, 8 << 10),
+        (60 << 10, 8 << 10),
+        (128 << 10, 4 << 10),
+    ];
+    reads.extend(md090_offset(size).map(|at| (at, 4096)));
+    reads.extend(md10_offset(size).map(|at| (at, 4096)));
+    reads
 }
 
-impl<'a> DeviceBytes<'a> {
-    /// `len` bytes at `offset`, when they lie inside one window.
-    pub fn get(&self, offset: u64, len: usize) -> Option<&'a [u8]> {
+/// Where libblkid looks for signatures (its magics lie in the first 136 KiB; md 0.90/1.0,
+/// the backup GPT and firmware RAID metadata in the last 128 KiB, except Promise's, which
+/// can sit up to 3087 sectors before the end; libblkid looks for firmware RAID on whole disks
+/// only). A device is called blank only when all of it is zeros.
+fn blank_ranges(size: u64, whole_disk: bool) -> Vec<(u64, usize)> {
+    let mut ranges = vec![(0, (136u64 << 10).min(size) as usize)];
+    let tail = (128u64 << 10).min(size);
+    ranges.push((size - tail, tail as usize));
+    let promise: &[u64] = if whole_disk {
+        &[399, 591, 675, 735, 911, 951, 974, 991, 3087]
+    } else {
+        &[]
+    };
+    for back in promise {
+        if let Some(at) = size.checked_sub(back * 512) {
+            ranges.push((at, 512));
+        }
+    }
+    ranges
+}
+
+fn md090_offset(size: u64) -> Option<u64> {
+    const RESERVED: u64 = 64 << 10;
+    (size > RESERVED).then(|| (size & !(RESERVED - 1)) - RESERVED)
+}
+
+fn md10_offset(size: u64) -> Option<u64> {
+    let sectors = size / 512;
+    (sectors > 16).then(|| ((sectors - 16) & !7) * 512)
+}
+
+/// The bytes read so far from one block device of `size` bytes: chunks at known offsets.
+/// A reader that needs bytes nobody read yet says `Reading::NeedMore`; `missing()` then tells
+/// which, and the caller reads them and asks again.
+#[derive(Debug, Default)]
+pub struct DeviceBytes {
+    pub size: u64,
+    chunks: Vec<(u64, Vec<u8>)>,
+    missing: RefCell<Vec<(u64, usize)>>,
+}
+
+impl DeviceBytes {
+    pub fn new(size: u64) -> Self {
+        DeviceBytes {
+            size,
+            ..DeviceBytes::default()
+        }
+    }
+
+    /// A device whose first `head.len()` and last `tail.len()` bytes are known.
+    pub fn windows(size: u64, head: &[u8], tail: &[u8]) -> Self {
+        let mut dev = DeviceBytes::new(size);
+        dev.add(0, head.to_vec());
+        dev.add(size.saturating_sub(tail.len() as u64), tail.to_vec());
+        dev
+    }
+
+    pub fn add(&mut self, offset: u64, bytes: Vec<u8>) {
+        self.chunks.push((offset, bytes));
+        self.missing.borrow_mut().clear();
+    }
+
+    /// The bytes asked for since the last `add` that no chunk holds: what a `NeedMore` was
+    /// for, all of it, so the caller reads them in one go.
+    pub fn missing(&self) -> Vec<(u64, usize)> {
+        self.missing.borrow().clone()
+    }
+
+    /// `len` bytes at `offset`, when one chunk holds them.
+    pub fn get(&self, offset: u64, len: usize) -> Option<&[u8]> {
         let end = offset.checked_add(len as u64)?;
         if end > self.size {
             return None;
         }
-        if end <= self.head.len() as u64 {
-            return self.head.get(offset as usize..end as usize);
+        let found = self.chunks.iter().find_map(|(at, bytes)| {
+            let from = offset.checked_sub(*at)? as usize;
+            bytes.get(from..from + len)
+        });
+        if found.is_none() {
+            self.missing.borrow_mut().push((offset, len));
         }
-        let tail_start = self.size.checked_sub(self.tail.len() as u64)?;
-        if offset >= tail_start {
-            let at = (offset - tail_start) as usize;
-            return self.tail.get(at..at + len);
-        }
-        None
+        found
     }
 
-    fn covers(&self, head: u64, tail: u64) -> bool {
-        self.head.len() as u64 >= head.min(self.size)
-            && self.tail.len() as u64 >= tail.min(self.size)
-    }
-
-    fn all_zero(&self) -> bool {
-        is_zero(self.head) && is_zero(self.tail)
+    /// Whether every place libblkid probes is zeros; `None` until all were read.
+    fn blank(&self, whole_disk: bool) -> Option<bool> {
+        let mut complete = true;
+        for (at, len) in blank_ranges(self.size, whole_disk) {
+            match self.get(at, len) {
+                Some(bytes) if !is_zero(bytes) => return Some(false),
+                Some(_) => {}
+                // Go on: every missing range is noted, to be read at once.
+                None => complete = false,
+            }
+        }
+        complete.then_some(true)
     }
 }
 
@@ -101,13 +170,28 @@ fn le64(b: &[u8], at: usize) -> u64 {
 /// the GPT uses it with initial value !0 and a final inversion, LVM2 with 0xf597a6cf and none.
 fn crc32_update(mut crc: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-        }
+        crc = (crc >> 8) ^ CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize];
     }
     crc
 }
+
+/// One table lookup per byte instead of eight shifts: the GPT's 16 KiB entry array is
+/// checksummed on every run, under TCG too.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 pub fn crc32(bytes: &[u8]) -> u32 {
     !crc32_update(!0, bytes)
@@ -292,9 +376,7 @@ const MD_MAGIC: u32 = 0xa92b_4efc;
 /// md superblocks in libblkid's order: 0.90 (64 KiB-aligned, 64 KiB before the end), then
 /// 1.0 (8 KiB before the end, 4 KiB-aligned), 1.1 (at 0), 1.2 (at 4 KiB).
 fn md_superblock(dev: &DeviceBytes) -> Option<Reading> {
-    const RESERVED: u64 = 64 << 10;
-    if dev.size > RESERVED {
-        let at = (dev.size & !(RESERVED - 1)) - RESERVED;
+    if let Some(at) = md090_offset(dev.size) {
         let Some(sb) = dev.get(at, 128) else {
             return Some(Reading::NeedMore);
         };
@@ -302,12 +384,7 @@ fn md_superblock(dev: &DeviceBytes) -> Option<Reading> {
             return Some(md090(sb));
         }
     }
-    let sectors = dev.size / 512;
-    let end = sectors
-        .checked_sub(16)
-        .map(|s| (s & !7) * 512)
-        .filter(|_| sectors > 16);
-    for (minor, at) in [(0u32, end), (1, Some(0)), (2, Some(4096))] {
+    for (minor, at) in [(0u32, md10_offset(dev.size)), (1, Some(0)), (2, Some(4096))] {
         let Some(at) = at else { continue };
         let Some(magic) = dev.get(at, 4) else {
             return Some(Reading::NeedMore);
@@ -680,9 +757,11 @@ pub fn identify_disk(dev: &DeviceBytes, sector_size: u32) -> (Reading, Option<Gp
         GptRead::Valid(gpt) => {
             // md 0.90/1.0 at the end of a partitioned disk: libblkid ignores it only when a
             // partition covers it; we let blkid decide.
-            if let Some(Reading::Known(_) | Reading::Unsure(_)) =
-                md_superblock(&DeviceBytes { head: &[], ..*dev })
-            {
+            let at_end = md_superblock(dev);
+            if let Some(Reading::NeedMore) = at_end {
+                return (Reading::NeedMore, Some(gpt));
+            }
+            if let Some(Reading::Known(_) | Reading::Unsure(_)) = at_end {
                 let per = u64::from(sector_size);
                 let last = gpt.entries.iter().map(|e| (e.last_lba + 1) * per).max();
                 let uncovered = match last {
@@ -708,9 +787,11 @@ pub fn identify_disk(dev: &DeviceBytes, sector_size: u32) -> (Reading, Option<Gp
                 Reading::Known(_) if mbr_types(mbr).iter().any(|t| *t != 0) => {
                     unsure("a DOS partition table")
                 }
-                Reading::Known(_) if !dev.covers(DISK_HEAD, DISK_TAIL) => Reading::NeedMore,
-                Reading::Known(p) if dev.all_zero() => Reading::Known(p),
-                Reading::Known(_) => unsure("bytes no signature explains"),
+                Reading::Known(p) => match dev.blank(true) {
+                    None => Reading::NeedMore,
+                    Some(true) => Reading::Known(p),
+                    Some(false) => unsure("bytes no signature explains"),
+                },
                 other => other,
             };
             (reading, None)
@@ -723,9 +804,11 @@ pub fn identify_disk(dev: &DeviceBytes, sector_size: u32) -> (Reading, Option<Gp
 pub fn identify_partition(dev: &DeviceBytes, holds_code: bool) -> Reading {
     match signature(dev) {
         Reading::Known(p) if p.fs_type.is_some() || holds_code => Reading::Known(p),
-        Reading::Known(_) if !dev.covers(PART_HEAD, PART_TAIL) => Reading::NeedMore,
-        Reading::Known(p) if dev.all_zero() => Reading::Known(p),
-        Reading::Known(_) => unsure("bytes no signature explains"),
+        Reading::Known(p) => match dev.blank(false) {
+            None => Reading::NeedMore,
+            Some(true) => Reading::Known(p),
+            Some(false) => unsure("bytes no signature explains"),
+        },
         other => other,
     }
 }
@@ -751,6 +834,13 @@ mod tests {
     //! 2.38) printed for the same images. md and LVM structures are built here.
     use super::*;
 
+    const DISK_HEAD: u64 = 1 << 20;
+    const DISK_TAIL: u64 = 2 << 20;
+    const PART_HEAD: u64 = 256 << 10;
+    const PART_TAIL: u64 = 128 << 10;
+    const SMALL_HEAD: u64 = 72 << 10;
+    const SMALL_TAIL: u64 = 128 << 10;
+
     const FIX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ondisk/");
 
     fn image(name: &str, len: usize) -> Vec<u8> {
@@ -762,14 +852,7 @@ mod tests {
     /// A device of `size` bytes whose windows are `head` and zeros at the end.
     fn known(head: &[u8], size: u64, holds_code: bool) -> Probe {
         let tail = vec![0u8; PART_TAIL.min(size) as usize];
-        match identify_partition(
-            &DeviceBytes {
-                size,
-                head,
-                tail: &tail,
-            },
-            holds_code,
-        ) {
+        match identify_partition(&DeviceBytes::windows(size, head, &tail), holds_code) {
             Reading::Known(p) => p,
             other => panic!("not known: {other:?}"),
         }
@@ -849,23 +932,17 @@ mod tests {
             ("vfat", "BOOT-ABCDEF", "B331-A232", "FAT16", "filesystem")
         );
         // The root directory outside the windows: ask for more, never guess.
-        let dev = DeviceBytes {
-            size: 64 << 20,
-            head: &head[..SMALL_HEAD as usize],
-            tail: &[],
-        };
+        let zeros = vec![0u8; SMALL_TAIL as usize];
+        let dev = DeviceBytes::windows(64 << 20, &head[..SMALL_HEAD as usize], &zeros);
         assert_eq!(signature(&dev), Reading::NeedMore);
+        assert_eq!(dev.missing(), vec![(133_120, 512 * 32)]);
     }
 
     #[test]
     fn fat32_root_beyond_the_windows_is_not_guessed() {
         let head = image("esp32.head", PART_HEAD as usize);
         let tail = vec![0u8; PART_TAIL as usize];
-        let dev = DeviceBytes {
-            size: 300 << 20,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(300 << 20, &head, &tail);
         assert_eq!(identify_partition(&dev, false), Reading::NeedMore);
     }
 
@@ -873,11 +950,7 @@ mod tests {
     fn gpt_entries_as_blkid_reports_them() {
         let head = image("gpt.head", DISK_HEAD as usize);
         let tail = vec![0u8; DISK_TAIL as usize];
-        let dev = DeviceBytes {
-            size: 16 << 20,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(16 << 20, &head, &tail);
         let (reading, gpt) = identify_disk(&dev, 512);
         let Reading::Known(probe) = reading else {
             panic!("{reading:?}")
@@ -906,7 +979,7 @@ mod tests {
         // One flipped bit in the entry array: not sure any more.
         let mut bad = head.clone();
         bad[1024 + 40] ^= 1;
-        let dev = DeviceBytes { head: &bad, ..dev };
+        let dev = DeviceBytes::windows(dev.size, &bad, &tail);
         assert!(matches!(identify_disk(&dev, 512).0, Reading::Unsure(_)));
     }
 
@@ -915,36 +988,25 @@ mod tests {
         let head = vec![0u8; DISK_HEAD as usize];
         let tail = vec![0u8; DISK_TAIL as usize];
         let size = 4 << 30;
-        let dev = DeviceBytes {
-            size,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(size, &head, &tail);
         assert_eq!(identify_disk(&dev, 512).0, Reading::Known(Probe::default()));
         // Small windows cannot prove a disk blank.
-        let small = DeviceBytes {
-            head: &head[..SMALL_HEAD as usize],
-            tail: &tail[..SMALL_TAIL as usize],
-            ..dev
-        };
+        let small = DeviceBytes::windows(
+            size,
+            &head[..SMALL_HEAD as usize],
+            &tail[..SMALL_TAIL as usize],
+        );
         assert_eq!(identify_disk(&small, 512).0, Reading::NeedMore);
         // A Promise FastTrack signature 3087 sectors before the end: unknown, not blank.
         let mut promise = tail.clone();
         let at = promise.len() - 3087 * 512;
         promise[at..at + 24].copy_from_slice(b"Promise Technology, Inc.");
-        let dev = DeviceBytes {
-            tail: &promise,
-            ..dev
-        };
+        let dev = DeviceBytes::windows(size, &head, &promise);
         assert!(matches!(identify_disk(&dev, 512).0, Reading::Unsure(_)));
         // An xfs superblock: blkid names it.
         let mut xfs = head.clone();
         xfs[..4].copy_from_slice(b"XFSB");
-        let dev = DeviceBytes {
-            head: &xfs,
-            tail: &tail,
-            ..dev
-        };
+        let dev = DeviceBytes::windows(size, &xfs, &tail);
         assert!(matches!(identify_disk(&dev, 512).0, Reading::Unsure(_)));
     }
 
@@ -999,11 +1061,7 @@ mod tests {
         // A bad checksum: not sure.
         head[4096 + 40] ^= 1;
         let tail = vec![0u8; PART_TAIL as usize];
-        let dev = DeviceBytes {
-            size: 1 << 30,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(1 << 30, &head, &tail);
         assert!(matches!(
             identify_partition(&dev, false),
             Reading::Unsure(_)
@@ -1020,11 +1078,7 @@ mod tests {
         let o = (at - tail_start) as usize;
         tail[o..o + sb.len()].copy_from_slice(&sb);
         let head = vec![0u8; PART_HEAD as usize];
-        let dev = DeviceBytes {
-            size,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(size, &head, &tail);
         let Reading::Known(p) = identify_partition(&dev, false) else {
             panic!()
         };
@@ -1039,7 +1093,7 @@ mod tests {
         tail[o + 52..o + 56].copy_from_slice(&0x9c0b_1f77u32.to_le_bytes());
         tail[o + 56..o + 60].copy_from_slice(&0x8a5e_2c11u32.to_le_bytes());
         tail[o + 60..o + 64].copy_from_slice(&0x6b7d_9e04u32.to_le_bytes());
-        let dev = DeviceBytes { tail: &tail, ..dev };
+        let dev = DeviceBytes::windows(size, &head, &tail);
         let Reading::Known(p) = identify_partition(&dev, false) else {
             panic!()
         };
@@ -1075,11 +1129,7 @@ mod tests {
         // The whole disk as a PV (no partition table): not blank.
         let tail = vec![0u8; DISK_TAIL as usize];
         head.resize(DISK_HEAD as usize, 0);
-        let dev = DeviceBytes {
-            size: 4 << 30,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(4 << 30, &head, &tail);
         let Reading::Known(p) = identify_disk(&dev, 512).0 else {
             panic!()
         };
@@ -1091,11 +1141,7 @@ mod tests {
         let mut head = vec![0u8; PART_HEAD as usize];
         head[100..200].fill(0x90);
         let tail = vec![0u8; PART_TAIL as usize];
-        let dev = DeviceBytes {
-            size: 1 << 20,
-            head: &head,
-            tail: &tail,
-        };
+        let dev = DeviceBytes::windows(1 << 20, &head, &tail);
         assert!(matches!(
             identify_partition(&dev, false),
             Reading::Unsure(_)
