@@ -241,6 +241,9 @@ fn read_direct<T: Default>(
 }
 
 pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
+    if let Some(facts) = src.settled_facts() {
+        return Ok(facts);
+    }
     let mut warnings = Vec::new();
     let tools = find_tools(src);
 

@@ -15,6 +15,7 @@ use std::io;
 use std::sync::Mutex;
 
 use super::discover::discover;
+use super::facts::HostFacts;
 use super::source::{HostSource, ReadPos};
 use crate::exec::{Command, CommandOutput, ExecError};
 
@@ -23,8 +24,6 @@ type Answer = Result<CommandOutput, ExecError>;
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Read {
     Text(String),
-    Prefix(String, usize),
-    Ranges(String, Vec<(ReadPos, usize)>),
     Dir(String),
     Link(String),
 }
@@ -32,9 +31,7 @@ enum Read {
 #[derive(Clone)]
 enum Value {
     Text(String),
-    Bytes(Vec<u8>),
     Names(Vec<String>),
-    Chunks(Vec<Vec<u8>>),
 }
 
 pub struct Prefetched<'a> {
@@ -43,6 +40,8 @@ pub struct Prefetched<'a> {
     /// Reads already made (the dry run makes them all): `None` for a read that failed.
     reads: Mutex<HashMap<Read, Option<Value>>>,
     exists: Mutex<HashMap<String, bool>>,
+    /// The dry run's facts when it asked for no command: then they are the answer.
+    settled: Mutex<Option<HostFacts>>,
 }
 
 impl<'a> Prefetched<'a> {
@@ -53,9 +52,12 @@ impl<'a> Prefetched<'a> {
             answers: Mutex::new(HashMap::new()),
             reads: Mutex::new(HashMap::new()),
             exists: Mutex::new(HashMap::new()),
+            settled: Mutex::new(None),
         };
-        let commands = this.planned_commands();
+        let (commands, facts) = this.planned_commands();
         if commands.is_empty() {
+            // The common case: the dry run was the real run.
+            this.settled = Mutex::new(facts);
             return this;
         }
         let answers: HashMap<String, Answer> = std::thread::scope(|scope| {
@@ -69,17 +71,18 @@ impl<'a> Prefetched<'a> {
         this
     }
 
-    /// The commands `discover` runs, found by running it without running them.
-    fn planned_commands(&self) -> Vec<Command> {
+    /// The commands `discover` runs, found by running it without running them, and what
+    /// it found.
+    fn planned_commands(&self) -> (Vec<Command>, Option<HostFacts>) {
         let dry = DryRun {
             reads: self,
             asked: Mutex::new(Vec::new()),
         };
-        let _ = discover(&dry);
+        let facts = discover(&dry).ok();
         let mut asked = dry.asked.into_inner().unwrap_or_default();
         asked.sort();
         asked.dedup();
-        asked
+        (asked, facts)
     }
 
     fn memo(&self, key: Read, read: impl FnOnce() -> io::Result<Value>) -> io::Result<Value> {
@@ -91,13 +94,6 @@ impl<'a> Prefetched<'a> {
             reads.insert(key, value.as_ref().ok().cloned());
         }
         value
-    }
-}
-
-fn bytes(v: io::Result<Value>) -> io::Result<Vec<u8>> {
-    match v? {
-        Value::Bytes(b) => Ok(b),
-        _ => Err(io::Error::other("cached read of another kind")),
     }
 }
 
@@ -121,19 +117,13 @@ impl HostSource for Prefetched<'_> {
             self.inner.read_to_string(path).map(Value::Text)
         }))
     }
+    // Device bytes are not kept: each is read once when the dry run settles the facts, and
+    // copying them costs a guest more than reading them again from the page cache.
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>> {
-        bytes(self.memo(Read::Prefix(path.into(), len), || {
-            self.inner.read_prefix(path, len).map(Value::Bytes)
-        }))
+        self.inner.read_prefix(path, len)
     }
     fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
-        let key = Read::Ranges(path.into(), ranges.to_vec());
-        match self.memo(key, || {
-            self.inner.read_ranges(path, ranges).map(Value::Chunks)
-        })? {
-            Value::Chunks(c) => Ok(c),
-            _ => Err(io::Error::other("cached read of another kind")),
-        }
+        self.inner.read_ranges(path, ranges)
     }
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
         names(self.memo(Read::Dir(path.into()), || {
@@ -154,6 +144,10 @@ impl HostSource for Prefetched<'_> {
             e.insert(path.to_string(), found);
         }
         found
+    }
+    fn settled_facts(&self) -> Option<HostFacts> {
+        // Handed over once: the facts are the caller's now.
+        self.settled.lock().ok()?.take()
     }
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         let ready = self

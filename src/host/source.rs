@@ -21,6 +21,12 @@ pub trait HostSource {
     fn read_link(&self, path: &str) -> io::Result<String>;
     fn exists(&self, path: &str) -> bool;
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError>;
+    /// Facts this source already holds, complete: `discover` returns them as they are.
+    /// (`Prefetched` when its dry run of discovery needed no command: running discovery
+    /// again over the same reads would only repeat it.)
+    fn settled_facts(&self) -> Option<super::facts::HostFacts> {
+        None
+    }
 }
 
 /// Where a range starts: bytes from the start, or bytes before the end.
