@@ -5,6 +5,7 @@
 //! `.rc` when not 0), so the same discovery code runs on a lab guest's capture and on the host.
 
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, Runner};
@@ -98,9 +99,8 @@ impl<R: Runner> HostSource for RootedSource<R> {
                     if head.is_none() {
                         head = Some(std::fs::File::open(&path)?);
                     }
-                    let file = head.as_mut().expect("opened");
-                    file.seek(SeekFrom::Start(offset))?;
-                    file.read_exact(&mut buf)?;
+                    let file = head.as_ref().expect("opened");
+                    file.read_exact_at(&mut buf, offset)?;
                 }
                 ReadPos::FromEnd(back) => {
                     if tail.is_none() {
@@ -112,12 +112,12 @@ impl<R: Runner> HostSource for RootedSource<R> {
                         let size = file.seek(SeekFrom::End(0))?;
                         tail = Some((file, size));
                     }
-                    let (file, size) = tail.as_mut().expect("opened");
+                    let (file, size) = tail.as_ref().expect("opened");
                     let offset = size.checked_sub(back).ok_or_else(|| {
                         io::Error::new(io::ErrorKind::UnexpectedEof, "before the start")
                     })?;
-                    file.seek(SeekFrom::Start(offset))?;
-                    file.read_exact(&mut buf)?;
+                    // pread: one system call per range, each of which costs a TCG guest.
+                    file.read_exact_at(&mut buf, offset)?;
                 }
             }
             out.push(buf);

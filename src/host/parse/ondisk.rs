@@ -38,9 +38,19 @@ pub fn first_reads(size: u64) -> Vec<(u64, usize)> {
 /// can sit up to 3087 sectors before the end; libblkid looks for firmware RAID on whole disks
 /// only). A device is called blank only when all of it is zeros.
 fn blank_ranges(size: u64, whole_disk: bool) -> Vec<(u64, usize)> {
-    let mut ranges = vec![(0, (136u64 << 10).min(size) as usize)];
-    let tail = (128u64 << 10).min(size);
-    ranges.push((size - tail, tail as usize));
+    // In pieces of at most 64 KiB: larger buffers make musl's malloc map and unmap memory
+    // for each, and every system call and page fault is dear in a TCG guest.
+    let mut ranges = Vec::new();
+    let head = (136u64 << 10).min(size);
+    let tail_start = size - (128u64 << 10).min(size);
+    for (from, to) in [(0, head), (tail_start, size)] {
+        let mut at = from;
+        while at < to {
+            let len = (to - at).min(64 << 10);
+            ranges.push((at, len as usize));
+            at += len;
+        }
+    }
     let promise: &[u64] = if whole_disk {
         &[399, 591, 675, 735, 911, 951, 974, 991, 3087]
     } else {
