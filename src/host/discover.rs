@@ -167,7 +167,7 @@ fn read_blocks(
     size: u64,
     ranges: &[(u64, usize)],
 ) -> Option<Vec<(u64, Vec<u8>)>> {
-    let blocks: Vec<(u64, usize)> = ranges
+    let mut blocks: Vec<(u64, usize)> = ranges
         .iter()
         .map(|(at, len)| {
             // Whole sectors near the end (a device's size need not be a multiple of 4 KiB,
@@ -178,6 +178,18 @@ fn read_blocks(
             (start, end.saturating_sub(start) as usize)
         })
         .collect();
+    // Neighbouring ranges in one read: every request to an emulated disk is dear.
+    blocks.sort();
+    let mut merged: Vec<(u64, usize)> = Vec::with_capacity(blocks.len());
+    for (start, len) in blocks {
+        match merged.last_mut() {
+            Some((s, l)) if start <= *s + *l as u64 => {
+                *l = (*l as u64).max(start + len as u64 - *s) as usize;
+            }
+            _ => merged.push((start, len)),
+        }
+    }
+    let blocks = merged;
     let positions: Vec<(ReadPos, usize)> = blocks
         .iter()
         .map(|(start, len)| {
@@ -244,8 +256,10 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
     if let Some(facts) = src.settled_facts() {
         return Ok(facts);
     }
+    tracing::debug!("discovery: start");
     let mut warnings = Vec::new();
     let tools = find_tools(src);
+    tracing::debug!("discovery: tools found");
 
     let mounts =
         parse_mountinfo(&read_required(src, "/proc/self/mountinfo")?).map_err(|source| {
@@ -287,6 +301,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
     if disks.is_empty() {
         warnings.push("no disks found under /sys/block".to_string());
     }
+    tracing::debug!(disks = disks.len(), "discovery: disks read");
 
     let arrays = read_arrays(src, &disks, &mut warnings);
     // `pvs` and `xe` cost a third of a second each in a lab guest, and only matter when a
@@ -327,6 +342,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
         Vec::new()
     };
 
+    tracing::debug!("discovery: arrays, LVM, SRs read");
     let product = read_product(src, &files);
     let boot = read_boot(src, &disks, &tools, &mut warnings)?;
     if let Some(path) = &boot.config_path {
@@ -335,6 +351,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
         }
     }
 
+    tracing::debug!("discovery: done");
     Ok(HostFacts {
         product,
         boot,

@@ -4,9 +4,11 @@
 //! directory and keeps each command's stdout in `cmd/<Command::capture_name>.out` (exit status in
 //! `.rc` when not 0), so the same discovery code runs on a lab guest's capture and on the host.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, Runner};
 
@@ -43,6 +45,10 @@ pub struct RootedSource<R: Runner> {
     runner: R,
     /// Device tails are kept in `<path>.tail` files (a captured tree).
     tail_files: bool,
+    /// Devices stay open until the source is dropped: the kernel drops the page cache of a
+    /// block device nobody holds open at its last close, and under TCG reading it again from
+    /// the emulated disk costs more than anything else discovery does.
+    open_files: Mutex<HashMap<PathBuf, Arc<std::fs::File>>>,
 }
 
 impl RootedSource<RealRunner> {
@@ -51,6 +57,7 @@ impl RootedSource<RealRunner> {
             root: PathBuf::from("/"),
             runner: RealRunner,
             tail_files: false,
+            open_files: Mutex::default(),
         }
     }
 }
@@ -63,6 +70,7 @@ impl RootedSource<CapturedRunner> {
                 dir: root.join("cmd"),
             },
             tail_files: true,
+            open_files: Mutex::default(),
         }
     }
 }
@@ -70,6 +78,19 @@ impl RootedSource<CapturedRunner> {
 impl<R: Runner> RootedSource<R> {
     fn path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Arc<std::fs::File>> {
+        let mut files = self
+            .open_files
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(file) = files.get(path) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(std::fs::File::open(path)?);
+        files.insert(path.to_path_buf(), file.clone());
+        Ok(file)
     }
 }
 
@@ -89,34 +110,24 @@ impl<R: Runner> HostSource for RootedSource<R> {
 
     fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
         let path = self.path(path);
-        let mut head: Option<std::fs::File> = None;
-        let mut tail: Option<(std::fs::File, u64)> = None;
         let mut out = Vec::with_capacity(ranges.len());
         for (pos, len) in ranges {
             let mut buf = vec![0; *len];
             match *pos {
                 ReadPos::Start(offset) => {
-                    if head.is_none() {
-                        head = Some(std::fs::File::open(&path)?);
-                    }
-                    let file = head.as_ref().expect("opened");
-                    file.read_exact_at(&mut buf, offset)?;
+                    // pread: one system call per range, each of which costs a TCG guest.
+                    self.open(&path)?.read_exact_at(&mut buf, offset)?;
                 }
                 ReadPos::FromEnd(back) => {
-                    if tail.is_none() {
-                        let mut tail_path = path.clone();
-                        if self.tail_files {
-                            tail_path.as_mut_os_string().push(".tail");
-                        }
-                        let mut file = std::fs::File::open(tail_path)?;
-                        let size = file.seek(SeekFrom::End(0))?;
-                        tail = Some((file, size));
+                    let mut tail_path = path.clone();
+                    if self.tail_files {
+                        tail_path.as_mut_os_string().push(".tail");
                     }
-                    let (file, size) = tail.as_ref().expect("opened");
+                    let file = self.open(&tail_path)?;
+                    let size = (&*file).seek(SeekFrom::End(0))?;
                     let offset = size.checked_sub(back).ok_or_else(|| {
                         io::Error::new(io::ErrorKind::UnexpectedEof, "before the start")
                     })?;
-                    // pread: one system call per range, each of which costs a TCG guest.
                     file.read_exact_at(&mut buf, offset)?;
                 }
             }
