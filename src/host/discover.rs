@@ -178,12 +178,16 @@ fn read_blocks(
             (start, end.saturating_sub(start) as usize)
         })
         .collect();
-    // Neighbouring ranges in one read: every request to an emulated disk is dear.
+    // Neighbouring ranges (up to 64 KiB apart) in one read: every request to an emulated
+    // disk is dear, a few more KiB in the same request are not.
+    const GAP: u64 = 64 << 10;
     blocks.sort();
     let mut merged: Vec<(u64, usize)> = Vec::with_capacity(blocks.len());
     for (start, len) in blocks {
         match merged.last_mut() {
-            Some((s, l)) if start <= *s + *l as u64 => {
+            Some((s, l))
+                if start <= *s + *l as u64 + GAP && (start >= size / 2) == (*s >= size / 2) =>
+            {
                 *l = (*l as u64).max(start + len as u64 - *s) as usize;
             }
             _ => merged.push((start, len)),
