@@ -105,3 +105,60 @@ fn debian_grub2() {
         Some("bios")
     );
 }
+
+/// An md array is known from sysfs and the udev database (mdadm's rule records MD_UUID and
+/// MD_NAME), or from its members' superblocks: no `mdadm --detail` (none is recorded here).
+#[test]
+fn md_arrays_without_mdadm() {
+    use xenraid::host::{discover, HostSource, RootedSource};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let put = |path: &str, text: &str| {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    };
+    put("proc/self/mountinfo", "");
+    put(
+        "proc/mdstat",
+        "Personalities : [raid1]\nmd0 : active raid1 sda1[0]\n      1048512 blocks super 1.2 [2/1] [U_]\n\nmd1 : active raid1 sda2[0]\n      1048512 blocks super 1.2 [2/1] [U_]\n\nunused devices: <none>\n",
+    );
+    for (md, dev) in [("md0", "9:0"), ("md1", "9:1")] {
+        put(&format!("sys/block/{md}/dev"), dev);
+        put(&format!("sys/block/{md}/md/level"), "raid1");
+        put(&format!("sys/block/{md}/md/metadata_version"), "1.2");
+        put(&format!("sys/block/{md}/md/array_state"), "clean");
+    }
+    put("sys/block/md0/slaves/sda1", "");
+    put("sys/block/md1/slaves/sda2", "");
+    put(
+        "run/udev/data/b9:0",
+        "E:MD_LEVEL=raid1\nE:MD_UUID=b6eafb52:53b1c0ed:03b029cd:ce0fa6bf\nE:MD_NAME=xenraid:root\n",
+    );
+    // md1: udev knows nothing; its member's superblock says (blkid's record of sda2 here).
+    put("sys/block/sda/dev", "8:0");
+    put("sys/block/sda/size", "4194304");
+    for (n, start) in [(1, 2048), (2, 2099200)] {
+        put(&format!("sys/block/sda/sda{n}/partition"), &n.to_string());
+        put(&format!("sys/block/sda/sda{n}/start"), &start.to_string());
+        put(&format!("sys/block/sda/sda{n}/size"), "2097152");
+    }
+    put(
+        "cmd/blkid_-p_-o_export__dev_sda2.out",
+        "UUID=7b4bae54-236b-1e2f-7f1a-7a0ee4610009\nLABEL=xenraid:logs\nTYPE=linux_raid_member\nUSAGE=raid\n",
+    );
+    let source = RootedSource::captured(dir.path());
+    let facts = discover(&source as &dyn HostSource).expect("discovers");
+    let md0 = facts.arrays.iter().find(|a| a.name == "md0").expect("md0");
+    assert_eq!(
+        md0.uuid.as_deref(),
+        Some("b6eafb52:53b1c0ed:03b029cd:ce0fa6bf")
+    );
+    assert_eq!(md0.md_name.as_deref(), Some("xenraid:root"));
+    let md1 = facts.arrays.iter().find(|a| a.name == "md1").expect("md1");
+    assert_eq!(
+        md1.uuid.as_deref(),
+        Some("7b4bae54:236b1e2f:7f1a7a0e:e4610009")
+    );
+    assert_eq!(md1.md_name.as_deref(), Some("xenraid:logs"));
+    assert_eq!(md1.level.as_deref(), Some("raid1"));
+}

@@ -13,9 +13,12 @@ use super::parse::mbr::{classify_boot_code, BootCode};
 use super::parse::mdadm::parse_mdadm_detail_export;
 use super::parse::mdstat::parse_mdstat;
 use super::parse::mountinfo::{parse_mountinfo, parse_swaps};
+use super::parse::ondisk::{
+    first_reads, identify_disk, identify_partition, mdadm_uuid, DeviceBytes, Gpt, Reading,
+};
 use super::parse::xe::join_srs_and_pbds;
 use super::parse::ParseError;
-use super::source::HostSource;
+use super::source::{HostSource, ReadPos};
 use crate::exec::ExecError;
 
 /// Programs whose presence decides what a plan can do.
@@ -156,9 +159,111 @@ fn probe(src: &dyn HostSource, device: &str) -> Probe {
     }
 }
 
+/// Reads `ranges` of a device of `size` bytes, widened to whole blocks; ranges in the second
+/// half are addressed from the end, which is what a captured tree keeps there.
+fn read_blocks(
+    src: &dyn HostSource,
+    path: &str,
+    size: u64,
+    ranges: &[(u64, usize)],
+) -> Option<Vec<(u64, Vec<u8>)>> {
+    let mut blocks: Vec<(u64, usize)> = ranges
+        .iter()
+        .map(|(at, len)| {
+            // Whole sectors near the end (a device's size need not be a multiple of 4 KiB,
+            // and a captured tree keeps exactly its last bytes).
+            let align = if *at >= size / 2 { 512 } else { 4096 };
+            let start = at - at % align;
+            let end = (at + *len as u64).next_multiple_of(align).min(size);
+            (start, end.saturating_sub(start) as usize)
+        })
+        .collect();
+    // Neighbouring ranges (up to 64 KiB apart) in one read: every request to an emulated
+    // disk is dear, a few more KiB in the same request are not.
+    const GAP: u64 = 64 << 10;
+    blocks.sort();
+    let mut merged: Vec<(u64, usize)> = Vec::with_capacity(blocks.len());
+    for (start, len) in blocks {
+        match merged.last_mut() {
+            Some((s, l))
+                if start <= *s + *l as u64 + GAP && (start >= size / 2) == (*s >= size / 2) =>
+            {
+                *l = (*l as u64).max(start + len as u64 - *s) as usize;
+            }
+            _ => merged.push((start, len)),
+        }
+    }
+    let blocks = merged;
+    let positions: Vec<(ReadPos, usize)> = blocks
+        .iter()
+        .map(|(start, len)| {
+            let pos = if *start >= size / 2 {
+                ReadPos::FromEnd(size - start)
+            } else {
+                ReadPos::Start(*start)
+            };
+            (pos, *len)
+        })
+        .collect();
+    let bytes = src.read_ranges(path, &positions).ok()?;
+    Some(blocks.iter().map(|(start, _)| *start).zip(bytes).collect())
+}
+
+/// Reads what `blkid -p` would report straight from the device: a few blocks first, then
+/// whatever else the reader asks for. `None` when the reader is not sure or the bytes cannot
+/// be read (a captured tree without them): then blkid answers.
+fn read_direct<T: Default>(
+    src: &dyn HostSource,
+    path: &str,
+    size: u64,
+    identify: impl Fn(&DeviceBytes) -> (Reading, T),
+) -> (Option<Probe>, T) {
+    if size == 0 {
+        return (None, T::default());
+    }
+    let mut dev = DeviceBytes::new(size);
+    let mut wanted = first_reads(size);
+    let mut asked = wanted.clone();
+    let mut extra = T::default();
+    // Each reader asks for a handful of blocks at most; the bound only guards against a
+    // reader that keeps asking.
+    for _ in 0..32 {
+        let Some(chunks) = read_blocks(src, path, size, &wanted) else {
+            tracing::debug!(path, "device bytes unreadable, asking blkid");
+            break;
+        };
+        for (at, bytes) in chunks {
+            dev.add(at, bytes);
+        }
+        let (reading, found) = identify(&dev);
+        extra = found;
+        match reading {
+            Reading::Known(probe) => return (Some(probe), extra),
+            Reading::NeedMore => {
+                let missing = dev.missing();
+                if missing.is_empty() || missing.iter().any(|m| asked.contains(m)) {
+                    break;
+                }
+                asked.extend(missing.iter().copied());
+                wanted = missing;
+            }
+            Reading::Unsure(why) => {
+                tracing::debug!(path, why, "direct read not sure, asking blkid");
+                break;
+            }
+        }
+    }
+    (None, extra)
+}
+
 pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
+    if let Some(facts) = src.settled_facts() {
+        return Ok(facts);
+    }
+    tracing::debug!("discovery: start");
     let mut warnings = Vec::new();
     let tools = find_tools(src);
+    tracing::debug!("discovery: tools found");
 
     let mounts =
         parse_mountinfo(&read_required(src, "/proc/self/mountinfo")?).map_err(|source| {
@@ -200,9 +305,18 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
     if disks.is_empty() {
         warnings.push("no disks found under /sys/block".to_string());
     }
+    tracing::debug!(disks = disks.len(), "discovery: disks read");
 
-    let arrays = read_arrays(src, &mut warnings);
-    let physical_volumes = if tools.get("pvcreate").is_some_and(Option::is_some) {
+    let arrays = read_arrays(src, &disks, &mut warnings);
+    // `pvs` and `xe` cost a third of a second each in a lab guest, and only matter when a
+    // local SR may exist: XenServer's local SRs (lvm, ext) are LVM volume groups, so with no
+    // physical volume anywhere there is no local SR to protect or mirror. They run only when
+    // an LVM2 label was seen (or LVM may be in use where we do not look), or a signature or
+    // mount that another SR driver (XCP-ng's xfs, zfs, btrfs, file SRs) leaves; then the
+    // slow answer is the right one.
+    let lvm_seen = lvm_maybe_in_use(src, &disks, &arrays);
+    let sr_seen = lvm_seen || other_sr_maybe(&disks, &mounts);
+    let physical_volumes = if sr_seen && tools.get("pvcreate").is_some_and(Option::is_some) {
         let command = probes::pvs();
         match src.run(&command).map(|o| parse_pvs(&o.stdout)) {
             Ok(Ok(pvs)) => pvs,
@@ -218,7 +332,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
     } else {
         Vec::new()
     };
-    let storage_repositories = if tools.get("xe").is_some_and(Option::is_some) {
+    let storage_repositories = if sr_seen && tools.get("xe").is_some_and(Option::is_some) {
         let srs = src.run(&probes::xe_sr_list());
         let pbds = src.run(&probes::xe_pbd_list());
         match (srs, pbds) {
@@ -232,6 +346,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
         Vec::new()
     };
 
+    tracing::debug!("discovery: arrays, LVM, SRs read");
     let product = read_product(src, &files);
     let boot = read_boot(src, &disks, &tools, &mut warnings)?;
     if let Some(path) = &boot.config_path {
@@ -240,6 +355,7 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
         }
     }
 
+    tracing::debug!("discovery: done");
     Ok(HostFacts {
         product,
         boot,
@@ -264,14 +380,41 @@ pub(crate) fn is_virtual_block(name: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
+/// One directory listing per TOOL_DIRS entry rather than a stat per tool and directory:
+/// ~150 failed lookups cost a TCG guest more than seven listings.
 fn find_tools(src: &dyn HostSource) -> BTreeMap<String, Option<String>> {
+    // Merged-/usr hosts (XenServer 7+, Debian) have /bin and /sbin as links into /usr:
+    // such a directory is listed once.
+    let mut listings: Vec<Vec<String>> = Vec::with_capacity(TOOL_DIRS.len());
+    // For each of TOOL_DIRS, which listing holds its entries.
+    let mut listing_of: Vec<usize> = Vec::with_capacity(TOOL_DIRS.len());
+    for dir in TOOL_DIRS {
+        let same_as = src.read_link(dir).ok().and_then(|target| {
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("/{target}")
+            };
+            TOOL_DIRS
+                .iter()
+                .position(|d| *d == target.trim_end_matches('/'))
+        });
+        match same_as {
+            Some(i) if i < listing_of.len() => listing_of.push(listing_of[i]),
+            _ => {
+                listing_of.push(listings.len());
+                listings.push(src.list_dir(dir).unwrap_or_default());
+            }
+        }
+    }
     TOOLS
         .iter()
         .map(|tool| {
             let found = TOOL_DIRS
                 .iter()
-                .map(|dir| format!("{dir}/{tool}"))
-                .find(|path| src.exists(path));
+                .zip(listing_of.iter().map(|i| &listings[*i]))
+                .find(|(_, names)| names.binary_search_by(|n| n.as_str().cmp(tool)).is_ok())
+                .map(|(dir, _)| format!("{dir}/{tool}"));
             (tool.to_string(), found)
         })
         .collect()
@@ -324,18 +467,29 @@ fn read_disk(
         .cloned()
         .or_else(|| read_trimmed(src, &format!("{sys}/wwid")))
         .or_else(|| read_trimmed(src, &format!("{sys}/device/wwid")));
+    let size_bytes = read_number(src, &format!("{sys}/size")).unwrap_or(0) * 512;
+    let logical_sector_size =
+        read_number(src, &format!("{sys}/queue/logical_block_size")).unwrap_or(512) as u32;
+    let dev_path = format!("/dev/{name}");
+    let (direct, (gpt, boot_code)) = read_direct(src, &dev_path, size_bytes, |d| {
+        let (reading, gpt) = identify_disk(d, logical_sector_size);
+        (reading, (gpt, d.get(0, 512).map(classify_boot_code)))
+    });
+    let probe = direct.unwrap_or_else(|| probe(src, &dev_path));
     let mut partitions = Vec::new();
     for child in src.list_dir(&sys).unwrap_or_default() {
         if !child.starts_with(name) || !src.exists(&format!("{sys}/{child}/partition")) {
             continue;
         }
-        partitions.push(read_partition(src, &sys, &child, mounts, swap_names));
+        let table = gpt.as_ref().map(|g| (g, logical_sector_size));
+        partitions.push(read_partition(src, &sys, &child, table, mounts, swap_names));
     }
     partitions.sort_by_key(|p| p.number);
-    let boot_code = src
-        .read_prefix(&format!("/dev/{name}"), 512)
-        .map(|bytes| classify_boot_code(&bytes))
-        .unwrap_or(BootCode::Unknown);
+    let boot_code = boot_code.unwrap_or_else(|| {
+        src.read_prefix(&dev_path, 512)
+            .map(|bytes| classify_boot_code(&bytes))
+            .unwrap_or(BootCode::Unknown)
+    });
     Disk {
         name: name.to_string(),
         dev,
@@ -343,29 +497,61 @@ fn read_disk(
         serial,
         wwn,
         model: read_trimmed(src, &format!("{sys}/device/model")),
-        size_bytes: read_number(src, &format!("{sys}/size")).unwrap_or(0) * 512,
-        logical_sector_size: read_number(src, &format!("{sys}/queue/logical_block_size"))
-            .unwrap_or(512) as u32,
+        size_bytes,
+        logical_sector_size,
         physical_sector_size: read_number(src, &format!("{sys}/queue/physical_block_size"))
             .unwrap_or(512) as u32,
         rotational: read_number(src, &format!("{sys}/queue/rotational")) == Some(1),
-        probe: probe(src, &format!("/dev/{name}")),
+        probe,
         boot_code,
         holders: src.list_dir(&format!("{sys}/holders")).unwrap_or_default(),
         partitions,
     }
 }
 
+/// A partition's probe read directly: its entry from the disk's GPT (matched by number and
+/// start sector, or blkid answers), its signature from its own bytes.
+fn read_partition_direct(
+    src: &dyn HostSource,
+    dir: &str,
+    name: &str,
+    table: Option<(&Gpt, u32)>,
+) -> Option<Probe> {
+    let (gpt, sector_size) = table?;
+    let number = read_number(src, &format!("{dir}/partition"))?;
+    let start = read_number(src, &format!("{dir}/start"))?;
+    let size = read_number(src, &format!("{dir}/size"))? * 512;
+    let entry = gpt
+        .entries
+        .iter()
+        .map(|e| e.part_entry(sector_size))
+        .find(|e| e.number == Some(number as u32) && e.offset == Some(start));
+    let Some(entry) = entry else {
+        tracing::debug!(name, "no GPT entry matches sysfs, asking blkid");
+        return None;
+    };
+    let holds_code = entry.type_guid.as_deref() == Some(GPT_BIOS_BOOT);
+    let (probe, ()) = read_direct(src, &format!("/dev/{name}"), size, |d| {
+        (identify_partition(d, holds_code), ())
+    });
+    Some(Probe {
+        entry: Some(entry),
+        ..probe?
+    })
+}
+
 fn read_partition(
     src: &dyn HostSource,
     sys: &str,
     name: &str,
+    table: Option<(&Gpt, u32)>,
     mounts: &[super::parse::mountinfo::Mount],
     swap_names: &[String],
 ) -> Partition {
     let dir = format!("{sys}/{name}");
     let dev = read_trimmed(src, &format!("{dir}/dev")).unwrap_or_default();
-    let probe = probe(src, &format!("/dev/{name}"));
+    let probe = read_partition_direct(src, &dir, name, table)
+        .unwrap_or_else(|| probe(src, &format!("/dev/{name}")));
     // udev's database has the same GPT entry (it probes with libblkid too): the fallback when
     // blkid printed nothing for this partition.
     let entry = probe.entry.clone().unwrap_or_else(|| {
@@ -407,7 +593,128 @@ fn read_partition(
     }
 }
 
-fn read_arrays(src: &dyn HostSource, warnings: &mut Vec<String>) -> Vec<MdArray> {
+/// Whether LVM may hold something on this host: an LVM2 label on a disk, a partition or an
+/// md array, or device-mapper devices that LVM made. Unreadable means maybe.
+fn lvm_maybe_in_use(src: &dyn HostSource, disks: &[Disk], arrays: &[MdArray]) -> bool {
+    const LVM: Option<&str> = Some("LVM2_member");
+    let on_disks = disks.iter().any(|d| {
+        d.probe.fs_type.as_deref() == LVM
+            || d.partitions.iter().any(|p| p.fs_type.as_deref() == LVM)
+    });
+    let on_arrays = arrays.iter().any(|a| {
+        let udev = a
+            .dev
+            .as_ref()
+            .and_then(|dev| src.read_to_string(&format!("/run/udev/data/b{dev}")).ok())
+            .map(|t| parse_udev_db(&t))
+            .unwrap_or_default();
+        if let Some(fs) = udev.get("ID_FS_TYPE") {
+            return Some(fs.as_str()) == LVM;
+        }
+        if matches!(a.array_state.as_deref(), Some("inactive" | "clear")) {
+            return false;
+        }
+        // The LVM2 label sits in one of the first four sectors.
+        match src.read_prefix(&format!("/dev/{}", a.name), 2048) {
+            Ok(head) if head.len() == 2048 => {
+                head.chunks_exact(512).any(|s| s.starts_with(b"LABELONE"))
+            }
+            _ => true,
+        }
+    });
+    let lvm_volumes = src
+        .list_dir("/sys/block")
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.starts_with("dm-"))
+        .any(|n| {
+            read_trimmed(src, &format!("/sys/block/{n}/dm/uuid"))
+                .is_some_and(|u| u.starts_with("LVM-"))
+        });
+    on_disks || on_arrays || lvm_volumes
+}
+
+/// Traces of a local SR that is not LVM: a filesystem only an SR driver would make, or
+/// something mounted where XAPI mounts SRs.
+fn other_sr_maybe(disks: &[Disk], mounts: &[super::parse::mountinfo::Mount]) -> bool {
+    const SR_FILESYSTEMS: &[&str] = &["xfs", "zfs_member", "btrfs"];
+    let signatures = disks
+        .iter()
+        .flat_map(|d| {
+            std::iter::once(d.probe.fs_type.as_deref())
+                .chain(d.partitions.iter().map(|p| p.fs_type.as_deref()))
+        })
+        .flatten()
+        .any(|fs| SR_FILESYSTEMS.contains(&fs));
+    let mounted = mounts.iter().any(|m| {
+        m.mount_point.starts_with("/run/sr-mount/")
+            || m.mount_point.starts_with("/var/run/sr-mount/")
+    });
+    signatures || mounted
+}
+
+/// An array's UUID and name without `mdadm`: from the udev database (mdadm's udev rule
+/// stores MD_UUID and, for 1.x metadata, MD_NAME), else from a member's superblock as read
+/// into its probe.
+fn array_identity(
+    src: &dyn HostSource,
+    name: &str,
+    dev: Option<&str>,
+    metadata: Option<&str>,
+    members: &[String],
+    disks: &[Disk],
+) -> Option<(String, Option<String>)> {
+    let named = !metadata.is_some_and(|m| m.starts_with("0."));
+    // External metadata (IMSM, DDF) keeps its identity elsewhere: mdadm knows.
+    match metadata {
+        None => return None,
+        Some(m) if m.starts_with("external:") => return None,
+        Some(_) => {}
+    }
+    if let Some(dev) = dev {
+        let udev = src
+            .read_to_string(&format!("/run/udev/data/b{dev}"))
+            .map(|t| parse_udev_db(&t))
+            .unwrap_or_default();
+        if let Some(uuid) = udev.get("MD_UUID") {
+            match udev.get("MD_NAME") {
+                Some(md_name) => return Some((uuid.clone(), Some(md_name.clone()))),
+                None if !named => return Some((uuid.clone(), None)),
+                None => {}
+            }
+        }
+    }
+    let superblocks: Vec<(Option<&String>, Option<&String>)> = members
+        .iter()
+        .filter_map(|m| {
+            disks.iter().find_map(|d| {
+                if d.name == *m {
+                    return Some((
+                        d.probe.fs_type.as_ref(),
+                        d.probe.uuid.as_ref(),
+                        d.probe.label.as_ref(),
+                    ));
+                }
+                d.partitions
+                    .iter()
+                    .find(|p| p.name == *m)
+                    .map(|p| (p.fs_type.as_ref(), p.uuid.as_ref(), p.label.as_ref()))
+            })
+        })
+        .filter(|(fs, _, _)| fs.map(String::as_str) == Some("linux_raid_member"))
+        .map(|(_, uuid, label)| (uuid, label))
+        .collect();
+    let first = superblocks.first()?;
+    let (uuid, label) = first;
+    if superblocks.iter().any(|s| s != first) {
+        tracing::debug!(name, "members disagree on the array's identity");
+        return None;
+    }
+    let uuid = mdadm_uuid(uuid.as_ref()?)?;
+    Some((uuid, if named { label.cloned() } else { None }))
+}
+
+fn read_arrays(src: &dyn HostSource, disks: &[Disk], warnings: &mut Vec<String>) -> Vec<MdArray> {
     let mdstat = match src.read_to_string("/proc/mdstat").map(|t| parse_mdstat(&t)) {
         Ok(Ok(m)) => m,
         Ok(Err(err)) => {
@@ -423,24 +730,47 @@ fn read_arrays(src: &dyn HostSource, warnings: &mut Vec<String>) -> Vec<MdArray>
             continue;
         }
         let md = format!("/sys/block/{name}/md");
-        let detail = src
-            .run(&probes::mdadm_detail(&format!("/dev/{name}")))
-            .ok()
-            .and_then(|o| parse_mdadm_detail_export(&o.stdout).ok());
+        let dev = read_trimmed(src, &format!("/sys/block/{name}/dev"));
+        let level = read_trimmed(src, &format!("{md}/level"));
+        let metadata = read_trimmed(src, &format!("{md}/metadata_version"));
+        let members = src
+            .list_dir(&format!("/sys/block/{name}/slaves"))
+            .unwrap_or_default();
+        // sysfs has the rest; mdadm only when neither udev nor a member superblock says
+        // which array this is.
+        let known = array_identity(
+            src,
+            &name,
+            dev.as_deref(),
+            metadata.as_deref(),
+            &members,
+            disks,
+        )
+        .filter(|_| level.is_some() && metadata.is_some());
+        let detail = match &known {
+            Some(_) => None,
+            None => src
+                .run(&probes::mdadm_detail(&format!("/dev/{name}")))
+                .ok()
+                .and_then(|o| parse_mdadm_detail_export(&o.stdout).ok()),
+        };
+        let (uuid, md_name) = match known {
+            Some((uuid, md_name)) => (Some(uuid), md_name),
+            None => (
+                detail.as_ref().and_then(|d| d.uuid.clone()),
+                detail.as_ref().and_then(|d| d.name.clone()),
+            ),
+        };
         arrays.push(MdArray {
-            dev: read_trimmed(src, &format!("/sys/block/{name}/dev")),
-            uuid: detail.as_ref().and_then(|d| d.uuid.clone()),
-            md_name: detail.as_ref().and_then(|d| d.name.clone()),
-            level: read_trimmed(src, &format!("{md}/level"))
-                .or_else(|| detail.as_ref().and_then(|d| d.level.clone())),
-            metadata: read_trimmed(src, &format!("{md}/metadata_version"))
-                .or_else(|| detail.as_ref().and_then(|d| d.metadata.clone())),
+            dev,
+            uuid,
+            md_name,
+            level: level.or_else(|| detail.as_ref().and_then(|d| d.level.clone())),
+            metadata: metadata.or_else(|| detail.as_ref().and_then(|d| d.metadata.clone())),
             array_state: read_trimmed(src, &format!("{md}/array_state")),
             degraded: read_number(src, &format!("{md}/degraded")).map(|n| n as u32),
             sync_action: read_trimmed(src, &format!("{md}/sync_action")),
-            members: src
-                .list_dir(&format!("/sys/block/{name}/slaves"))
-                .unwrap_or_default(),
+            members,
             mdstat: mdstat.arrays.iter().find(|a| a.name == name).cloned(),
             name,
         });

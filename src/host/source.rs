@@ -4,25 +4,51 @@
 //! directory and keeps each command's stdout in `cmd/<Command::capture_name>.out` (exit status in
 //! `.rc` when not 0), so the same discovery code runs on a lab guest's capture and on the host.
 
-use std::io::{self, Read};
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::exec::{check_output, Command, CommandOutput, ExecError, RealRunner, Runner};
 
 pub trait HostSource {
     fn read_to_string(&self, path: &str) -> io::Result<String>;
     fn read_prefix(&self, path: &str, len: usize) -> io::Result<Vec<u8>>;
+    /// Several ranges of a file or block device, read through one open. A captured tree keeps
+    /// a device's first bytes in `<path>` and its last ones in `<path>.tail`; a range they do
+    /// not hold is an error.
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>>;
     /// Entry names, sorted, so discovery is deterministic.
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>>;
     fn read_link(&self, path: &str) -> io::Result<String>;
     fn exists(&self, path: &str) -> bool;
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError>;
+    /// Facts this source already holds, complete: `discover` returns them as they are.
+    /// (`Prefetched` when its dry run of discovery needed no command: running discovery
+    /// again over the same reads would only repeat it.)
+    fn settled_facts(&self) -> Option<super::facts::HostFacts> {
+        None
+    }
+}
+
+/// Where a range starts: bytes from the start, or bytes before the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadPos {
+    Start(u64),
+    FromEnd(u64),
 }
 
 /// Reads files under `root` (`/` on a live host) and runs commands through `runner`.
 pub struct RootedSource<R: Runner> {
     root: PathBuf,
     runner: R,
+    /// Device tails are kept in `<path>.tail` files (a captured tree).
+    tail_files: bool,
+    /// Devices stay open until the source is dropped: the kernel drops the page cache of a
+    /// block device nobody holds open at its last close, and under TCG reading it again from
+    /// the emulated disk costs more than anything else discovery does.
+    open_files: Mutex<HashMap<PathBuf, Arc<std::fs::File>>>,
 }
 
 impl RootedSource<RealRunner> {
@@ -30,6 +56,8 @@ impl RootedSource<RealRunner> {
         RootedSource {
             root: PathBuf::from("/"),
             runner: RealRunner,
+            tail_files: false,
+            open_files: Mutex::default(),
         }
     }
 }
@@ -41,6 +69,8 @@ impl RootedSource<CapturedRunner> {
             runner: CapturedRunner {
                 dir: root.join("cmd"),
             },
+            tail_files: true,
+            open_files: Mutex::default(),
         }
     }
 }
@@ -48,6 +78,19 @@ impl RootedSource<CapturedRunner> {
 impl<R: Runner> RootedSource<R> {
     fn path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Arc<std::fs::File>> {
+        let mut files = self
+            .open_files
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(file) = files.get(path) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(std::fs::File::open(path)?);
+        files.insert(path.to_path_buf(), file.clone());
+        Ok(file)
     }
 }
 
@@ -63,6 +106,34 @@ impl<R: Runner> HostSource for RootedSource<R> {
             .take(len as u64)
             .read_to_end(&mut buf)?;
         Ok(buf)
+    }
+
+    fn read_ranges(&self, path: &str, ranges: &[(ReadPos, usize)]) -> io::Result<Vec<Vec<u8>>> {
+        let path = self.path(path);
+        let mut out = Vec::with_capacity(ranges.len());
+        for (pos, len) in ranges {
+            let mut buf = vec![0; *len];
+            match *pos {
+                ReadPos::Start(offset) => {
+                    // pread: one system call per range, each of which costs a TCG guest.
+                    self.open(&path)?.read_exact_at(&mut buf, offset)?;
+                }
+                ReadPos::FromEnd(back) => {
+                    let mut tail_path = path.clone();
+                    if self.tail_files {
+                        tail_path.as_mut_os_string().push(".tail");
+                    }
+                    let file = self.open(&tail_path)?;
+                    let size = (&*file).seek(SeekFrom::End(0))?;
+                    let offset = size.checked_sub(back).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "before the start")
+                    })?;
+                    file.read_exact_at(&mut buf, offset)?;
+                }
+            }
+            out.push(buf);
+        }
+        Ok(out)
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {

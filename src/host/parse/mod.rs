@@ -10,6 +10,7 @@ pub mod mbr;
 pub mod mdadm;
 pub mod mdstat;
 pub mod mountinfo;
+pub mod ondisk;
 pub mod xe;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
