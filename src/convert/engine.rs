@@ -220,6 +220,7 @@ fn execute(
                     continue;
                 }
                 wait_for_devices(sys, &cmd);
+                let cmd = resolve_for_grub(sys, cmd);
                 let out = sys.run(&cmd)?;
                 if cmd.program == "xe" && cmd.args.first().map(String::as_str) == Some("sr-create")
                 {
@@ -258,6 +259,30 @@ fn execute(
         }
     }
     Ok(None)
+}
+
+/// grub-install is handed the kernel name the stable path resolves to at this instant (as
+/// the seed's `readlink -f` does): given a by-id link inside the copy's chroot it reported
+/// success and left the target's BIOS boot partition without core.img (seen in the lab).
+fn resolve_for_grub(sys: &dyn System, cmd: Command) -> Command {
+    let is_grub = |p: &str| matches!(p, "grub-install" | "grub2-install");
+    let grub = is_grub(&cmd.program)
+        || (cmd.program == "chroot" && cmd.args.get(1).is_some_and(|p| is_grub(p)));
+    if !grub {
+        return cmd;
+    }
+    let args = cmd
+        .args
+        .iter()
+        .map(|a| {
+            if a.starts_with("/dev/disk/by-id/") {
+                sys.resolve(a).unwrap_or_else(|| a.clone())
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>();
+    Command::new(&cmd.program, args)
 }
 
 /// udev recreates by-id links after a partition table is rewritten, and may re-read the table

@@ -55,13 +55,13 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "convert",
-            core: true,
+            core: false,
             about: "xenraid convert on xs7-bios: one reboot, automatic resume, SR via xe, each disk boots alone",
             run: convert::convert,
         },
         Scenario {
             name: "rollback",
-            core: true,
+            core: false,
             about: "convert stopped before the point of no return, then rollback: original as before, target blank",
             run: convert::rollback,
         },
