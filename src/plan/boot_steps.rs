@@ -59,14 +59,16 @@ pub(super) fn initramfs_step(ctx: &Ctx<'_>) -> Step {
 pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
     let tgt = ctx.target;
     let mut actions = Vec::new();
-    let mut done = DoneCheck::Journal;
     let mut writes_list = vec![writes(tgt)];
+    // A firmware boot entry is checkable and must not be created twice on a resume; GRUB's
+    // install is re-run every time (its MBR code proves nothing about core.img).
+    let mut done = DoneCheck::Journal;
     match (ctx.layout.profile, ctx.layout.esp) {
         (Profile::XenServerUefi, Some(esp)) => {
             if let Some((action, label)) = ctx.efibootmgr(tgt, esp) {
                 actions.push(action);
-                done = DoneCheck::EfiBootEntry { label };
                 writes_list.push(Writes::Firmware);
+                done = DoneCheck::EfiBootEntry { label };
             }
         }
         (Profile::XenServer65, _) => {
@@ -88,10 +90,6 @@ pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
                 "conv=notrunc",
             ]));
             actions.push(run(&["sgdisk", "--attributes=1:set:2", &tgt.stable_path()]));
-            done = DoneCheck::BootCode {
-                by_id: tgt.stable_path(),
-                code: "syslinux_gpt_mbr".into(),
-            };
         }
         _ => {
             let install = ctx.tool(&["grub-install", "grub2-install"]);
@@ -112,20 +110,14 @@ pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
                 "--target=i386-pc",
                 &tgt.stable_path(),
             ]));
-            done = DoneCheck::BootCode {
-                by_id: tgt.stable_path(),
-                code: "grub2".into(),
-            };
         }
     }
-    // Always run (idempotent): an MBR's boot code does not prove its core image is in place.
-    let _ = done;
     vec![step(
         "bootloader-target",
         "make the target bootable on its own, from the copy's /boot on md",
         writes_list,
         actions,
-        DoneCheck::Journal,
+        done,
     )]
 }
 
@@ -219,7 +211,6 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
     let src = ctx.src();
     let tgt = ctx.target;
     let mut actions = Vec::new();
-    let mut done = Vec::new();
     let mut writes_list = vec![writes(src), writes(tgt)];
     match (ctx.layout.profile, ctx.layout.esp) {
         (Profile::XenServerUefi, Some(esp)) => {
@@ -244,9 +235,8 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
                 &format!("{ESP_STAGING}/"),
             ]));
             actions.push(run(&["umount", ESP_STAGING]));
-            if let Some((action, label)) = ctx.efibootmgr(src, esp) {
+            if let Some((action, _label)) = ctx.efibootmgr(src, esp) {
                 actions.push(action);
-                done.push(DoneCheck::EfiBootEntry { label });
             }
             writes_list = vec![writes(src), Writes::Firmware];
         }
@@ -267,26 +257,17 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
                     "--attributes=1:set:2",
                     &disk.stable_path(),
                 ]));
-                done.push(DoneCheck::BootCode {
-                    by_id: disk.stable_path(),
-                    code: "syslinux_gpt_mbr".into(),
-                });
             }
         }
         _ => {
             let install = ctx.tool(&["grub-install", "grub2-install"]);
             for disk in [src, tgt] {
                 actions.push(run(&[install, "--target=i386-pc", &disk.stable_path()]));
-                done.push(DoneCheck::BootCode {
-                    by_id: disk.stable_path(),
-                    code: "grub2".into(),
-                });
             }
         }
     }
     // Reinstalled every time: boot code in the MBR says nothing about the core image behind
     // it (the lab had a target whose MBR was GRUB's and whose BIOS boot partition was empty).
-    let _ = done;
     step(
         "bootloader-both",
         "each disk boots on its own: the boot loader goes on every member disk",
