@@ -55,7 +55,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "convert",
-            core: false,
+            core: true,
             about: "xenraid convert on xs7-bios: one reboot, automatic resume, SR via xe, each disk boots alone",
             run: convert::convert,
         },
