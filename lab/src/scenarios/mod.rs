@@ -61,7 +61,7 @@ pub fn all() -> Vec<Scenario> {
         },
         Scenario {
             name: "rollback",
-            core: false,
+            core: true,
             about: "convert stopped before the point of no return, then rollback: original as before, target blank",
             run: convert::rollback,
         },
