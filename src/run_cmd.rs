@@ -34,6 +34,13 @@ fn sayer(json: bool) -> impl Fn(&str) {
     }
 }
 
+fn target_path(plan: &Plan) -> String {
+    plan.target
+        .as_ref()
+        .map(|t| t.by_id.clone())
+        .unwrap_or_default()
+}
+
 fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {
         eprintln!("xenraid: refusing without --yes: stdin is not a terminal to confirm on");
@@ -70,11 +77,7 @@ pub fn convert(args: &ConvertArgs, plan: Plan) -> anyhow::Result<i32> {
         eprintln!("xenraid: preflight refused the plan; nothing was written");
         return Ok(EXIT_REFUSED);
     }
-    let target = plan
-        .target
-        .as_ref()
-        .map(|t| t.by_id.clone())
-        .unwrap_or_default();
+    let target = target_path(&plan);
     if !args.yes
         && !confirm(&format!(
             "\nThis erases {target} and converts this host to RAID1 (one reboot)."
@@ -190,12 +193,7 @@ pub fn rollback(args: &RollbackArgs) -> anyhow::Result<i32> {
         eprintln!("xenraid: the conversion is not in progress; nothing to roll back");
         return Ok(EXIT_REFUSED);
     }
-    let target = journal
-        .plan
-        .target
-        .as_ref()
-        .map(|t| t.by_id.clone())
-        .unwrap_or_default();
+    let target = target_path(&journal.plan);
     if !args.yes
         && !confirm(&format!(
             "This stops the new arrays, blanks {target} and restores the boot configuration."

@@ -75,6 +75,21 @@ pub fn root_source(vm: &mut Vm) -> Result<String> {
     Ok(out.stdout.trim().to_string())
 }
 
+/// The boot finished (running or degraded, not emergency mode); else the failed units.
+pub fn assert_boot_finished(vm: &mut Vm, what: &str) -> Result<()> {
+    if vm.system_state != "running" && vm.system_state != "degraded" {
+        let failed = vm
+            .run_status("systemctl --failed --no-legend", Duration::from_secs(60))?
+            .stdout;
+        let e = anyhow::anyhow!(
+            "{what}: system state {:?}; failed units:\n{failed}",
+            vm.system_state
+        );
+        return Err(vm.fail(e));
+    }
+    Ok(())
+}
+
 /// Waits until no array in /proc/mdstat is inactive. Degraded arrays that are not needed
 /// for the root filesystem are started by mdadm's last-resort timer, ~30 s into the boot.
 pub fn wait_arrays_active(vm: &mut Vm, timeout: Duration) -> Result<Vec<MdArray>> {

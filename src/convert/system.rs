@@ -6,6 +6,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use nix::sys::stat::{major, minor};
+
 use crate::exec::{Command, CommandOutput, ExecError, Runner};
 use crate::host::parse::kv::parse_shell_vars;
 use crate::host::parse::mountinfo::{parse_mountinfo, Mount};
@@ -52,7 +54,7 @@ impl LiveSystem<'_> {
             return None;
         }
         let rdev = meta.rdev();
-        Some((libc_major(rdev), libc_minor(rdev)))
+        Some((major(rdev) as u32, minor(rdev) as u32))
     }
 
     fn md_uuid(&self, md: &str) -> Option<String> {
@@ -357,15 +359,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-// glibc's gnu_dev_major/minor, without libc: the Linux dev_t encoding.
-fn libc_major(dev: u64) -> u32 {
-    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0000_0fff)) as u32
-}
-
-fn libc_minor(dev: u64) -> u32 {
-    (((dev >> 12) & 0xffff_ff00) | (dev & 0x0000_00ff)) as u32
-}
-
 /// `sgdisk --print` table rows: number, first sector, last sector, type code.
 pub fn parse_sgdisk_print(text: &str) -> Vec<(u32, u64, u64, String)> {
     let mut rows = Vec::new();
@@ -426,9 +419,9 @@ mod tests {
     #[test]
     fn dev_numbers() {
         // 9:127 (md127) and 259:65536 (a large minor) as glibc encodes them.
-        assert_eq!((libc_major(0x97f), libc_minor(0x97f)), (9, 127));
-        let (major, minor) = (259u64, 65536u64);
-        let dev: u64 = ((major & 0xfff) << 8) | (minor & 0xff) | ((minor & !0xff) << 12);
-        assert_eq!((libc_major(dev), libc_minor(dev)), (259, 65536));
+        assert_eq!((major(0x97f), minor(0x97f)), (9, 127));
+        let (ma, mi) = (259u64, 65536u64);
+        let dev: u64 = ((ma & 0xfff) << 8) | (mi & 0xff) | ((mi & !0xff) << 12);
+        assert_eq!((major(dev), minor(dev)), (259, 65536));
     }
 }

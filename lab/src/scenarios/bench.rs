@@ -20,12 +20,22 @@ struct Run {
     written: u64,
 }
 
-fn add_stats(total: &mut (u64, u64), vm: &mut Vm) -> Result<()> {
-    for (r, w) in vm.block_stats()? {
-        total.0 += r;
-        total.1 += w;
+/// Bytes (read, written) over all disks since `base` (QEMU's counters, per process).
+fn moved_since(vm: &mut Vm, base: &[(u64, u64)]) -> Result<(u64, u64)> {
+    let now = vm.block_stats()?;
+    let sum = |v: &[(u64, u64)]| v.iter().fold((0, 0), |a, (r, w)| (a.0 + r, a.1 + w));
+    let (n, b) = (sum(&now), sum(base));
+    Ok((n.0 - b.0, n.1 - b.1))
+}
+
+impl Run {
+    fn new(seconds: f64, (read, written): (u64, u64)) -> Run {
+        Run {
+            seconds,
+            read,
+            written,
+        }
     }
-    Ok(())
 }
 
 /// MB/s of a 512 MiB direct write to the target and a direct read of the system disk.
@@ -46,7 +56,6 @@ echo $(( 536870912 * 1000 / ((t1 - t0) / 1000) )) $(( 536870912 * 1000 / ((t2 - 
 
 fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
     let p = pair(ctx)?;
-    let mut moved = (0, 0);
     let mut vm = ctx.boot("seed-original", &p.image, &[&p.a, &p.b])?;
     let bw = bandwidth(&mut vm)?;
     vm.run(WRITE_MARKERS, MIN)?;
@@ -60,11 +69,7 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
         ),
         60 * MIN,
     )?;
-    add_stats(&mut moved, &mut vm)?;
-    for (r, w) in base {
-        moved.0 -= r;
-        moved.1 -= w;
-    }
+    let before_reboot = moved_since(&mut vm, &base)?;
     vm.shutdown(5 * MIN)?;
     // The seed's trip to the BIOS menu: boot the new disk.
     let mut vm = ctx.boot_from("seed-raid", &p.image, &[&p.b, &p.a], 0)?;
@@ -78,16 +83,10 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
     )?;
     wait_all_in_sync(&mut vm, 60 * MIN)?;
     let seconds = t.elapsed().as_secs_f64();
-    add_stats(&mut moved, &mut vm)?;
+    let after = moved_since(&mut vm, &[])?;
     vm.shutdown(5 * MIN)?;
-    Ok((
-        Run {
-            seconds,
-            read: moved.0,
-            written: moved.1,
-        },
-        bw,
-    ))
+    let moved = (before_reboot.0 + after.0, before_reboot.1 + after.1);
+    Ok((Run::new(seconds, moved), bw))
 }
 
 fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
@@ -105,26 +104,14 @@ fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
     vm.wait_booted(60 * MIN)?;
     wait_all_in_sync(&mut vm, 60 * MIN)?;
     let seconds = t.elapsed().as_secs_f64();
-    let mut moved = (0, 0);
-    add_stats(&mut moved, &mut vm)?;
-    for (r, w) in base {
-        moved.0 -= r;
-        moved.1 -= w;
-    }
+    let moved = moved_since(&mut vm, &base)?;
     let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
     ensure!(
         journal.contains("\"state\": \"complete\""),
         "xenraid did not complete"
     );
     vm.shutdown(5 * MIN)?;
-    Ok((
-        Run {
-            seconds,
-            read: moved.0,
-            written: moved.1,
-        },
-        bw,
-    ))
+    Ok((Run::new(seconds, moved), bw))
 }
 
 pub fn bench(ctx: &mut Ctx) -> Result<()> {

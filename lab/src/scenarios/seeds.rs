@@ -35,14 +35,7 @@ fn assert_root_on_md0(vm: &mut Vm, what: &str) -> Result<()> {
         let e = anyhow::anyhow!("{what}: / is on {root}, expected /dev/md0");
         return Err(vm.fail(e));
     }
-    if vm.system_state != "running" && vm.system_state != "degraded" {
-        let failed = vm.run_status("systemctl --failed --no-legend", MIN)?.stdout;
-        let e = anyhow::anyhow!(
-            "{what}: system state {:?}; failed units:\n{failed}",
-            vm.system_state
-        );
-        return Err(vm.fail(e));
-    }
+    crate::guest_state::assert_boot_finished(vm, what)?;
     vm.run(CHECK_MARKERS, MIN)
         .with_context(|| format!("{what}: marker files"))?;
     Ok(())
