@@ -47,6 +47,8 @@ struct Scripted {
     commands: RefCell<Vec<Vec<String>>>,
     files: RefCell<Vec<String>>,
     crash_on: Option<String>,
+    boundaries: RefCell<Vec<String>>,
+    hook_fails_at: Option<String>,
 }
 
 fn key(check: &DoneCheck) -> String {
@@ -108,6 +110,16 @@ impl System for Scripted {
         self.files.borrow_mut().push(format!("{path}={value}"));
         Ok(())
     }
+    fn before_step(&self, step: &str) -> Result<(), ConvertError> {
+        self.boundaries.borrow_mut().push(step.into());
+        if self.hook_fails_at.as_deref() == Some(step) {
+            return Err(ConvertError::Exec(ExecError::Killed {
+                command: Command::new("hook", [step]),
+                stderr_tail: "hook said no".into(),
+            }));
+        }
+        Ok(())
+    }
 }
 
 fn options() -> RunOptions {
@@ -162,6 +174,26 @@ fn phase_one_writes_only_the_target_then_reboots() {
     // The journal handed to the new root says the copy finished.
     let saved = store.load().unwrap().unwrap();
     assert_eq!(saved, journal);
+}
+
+#[test]
+fn the_step_hook_runs_at_every_boundary_and_a_failing_hook_stops_before_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted::default();
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(*sys.boundaries.borrow(), phase1_ids(&journal.plan));
+
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted {
+        hook_fails_at: Some("copy-files".into()),
+        ..Scripted::default()
+    };
+    assert!(run_plan(&sys, &store, &mut journal, &quiet).is_err());
+    assert_eq!(journal.status("copy-files"), StepStatus::Pending);
+    assert_eq!(store.load().unwrap().unwrap(), journal);
+    assert!(sys.commands.borrow().iter().all(|argv| argv[0] != "cp"));
 }
 
 #[test]

@@ -233,6 +233,7 @@ fn provision(image: &Image) -> Result<()> {
             uefi_vars: None,
             boot_disk: 0,
             memory_mb: 1536,
+            asset_tag: None,
         })?;
         vm.wait_booted(Duration::from_secs(300))?;
         let dev = format!(
@@ -252,6 +253,7 @@ fn provision(image: &Image) -> Result<()> {
         uefi_vars: vars,
         boot_disk: 0,
         memory_mb: 1536,
+        asset_tag: None,
     })?;
     vm.wait_booted(Duration::from_secs(300))?;
     let label = vm.run(

@@ -64,6 +64,10 @@ pub struct VmConfig {
     /// OVMF variable store to use (UEFI guests); None = SeaBIOS.
     pub uefi_vars: Option<PathBuf>,
     pub memory_mb: u32,
+    /// SMBIOS chassis asset tag (`/sys/class/dmi/id/chassis_asset_tag` in the guest): a
+    /// property of this machine, not of its disks, so a later boot of the same disks elsewhere
+    /// does not see it.
+    pub asset_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,6 +164,9 @@ impl Vm {
             "virtserialport,chardev=agent,name=org.xenraid.lab.agent",
         ]);
         cmd.args(["-device", "virtio-scsi-pci,id=scsi0"]);
+        if let Some(tag) = &config.asset_tag {
+            cmd.arg("-smbios").arg(format!("type=3,asset={tag}"));
+        }
         if let Some(vars) = &config.uefi_vars {
             cmd.arg("-drive").arg(format!(
                 "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
@@ -214,8 +221,17 @@ impl Vm {
         Ok(vm)
     }
 
-    /// Waits until the guest has booted far enough to run the agent.
+    /// Waits until the guest has booted and the boot finished (every start job done).
     pub fn wait_booted(&mut self, timeout: Duration) -> Result<Duration> {
+        self.wait_boot(timeout, true)
+    }
+
+    /// Waits only for the agent of a new boot: for a boot whose start jobs wait on the lab.
+    pub fn wait_agent(&mut self, timeout: Duration) -> Result<Duration> {
+        self.wait_boot(timeout, false)
+    }
+
+    fn wait_boot(&mut self, timeout: Duration, finished: bool) -> Result<Duration> {
         let deadline = Instant::now() + timeout;
         let previous = self.boot_id.clone();
         loop {
@@ -225,6 +241,9 @@ impl Vm {
             match agent.wait_ready(step) {
                 Ok(id) if Some(&id) != previous.as_ref() => {
                     self.boot_id = Some(id);
+                    if !finished {
+                        return Ok(self.started.elapsed());
+                    }
                     // the agent starts early in sysinit; "booted" means the boot finished
                     // (running, degraded, or maintenance = emergency mode, for checks to see)
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -336,6 +355,33 @@ impl Vm {
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+
+    /// Snapshots every disk at one instant (QMP `transaction` of `blockdev-snapshot-sync`):
+    /// each disk's current file is frozen as it is now and the guest goes on writing to the
+    /// new overlay `overlays[i]`, so the frozen files are the disks as a power cut now would
+    /// leave them. Returns the frozen files.
+    pub fn snapshot_disks(&mut self, overlays: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        anyhow::ensure!(
+            overlays.len() == self.config.disks.len(),
+            "one overlay per disk"
+        );
+        let actions: Vec<_> = overlays
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                json!({ "type": "blockdev-snapshot-sync", "data": {
+                    "device": format!("drv{i}"), "snapshot-file": o.display().to_string(),
+                    "format": "qcow2" } })
+            })
+            .collect();
+        let q = self.qmp.as_mut().expect("qmp");
+        q.execute("transaction", json!({ "actions": actions }))?;
+        let mut frozen = Vec::new();
+        for (disk, overlay) in self.config.disks.iter_mut().zip(overlays) {
+            frozen.push(std::mem::replace(&mut disk.path, overlay.clone()));
+        }
+        Ok(frozen)
     }
 
     /// Hot-unplug disk number `index` (as in `config.disks`), like pulling it from the bay.

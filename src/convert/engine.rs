@@ -55,6 +55,7 @@ pub fn run_plan(
                 continue;
             }
         }
+        sys.before_step(&step.id)?;
         if journal.options.stop_before.as_deref() == Some(step.id.as_str()) {
             store.save(journal)?;
             say.say(&format!("{label}: stopping here, as asked (--stop-before)"));

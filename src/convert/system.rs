@@ -33,7 +33,16 @@ pub trait System {
     fn resolve(&self, path: &str) -> Option<String>;
     fn read_value(&self, path: &str) -> Option<String>;
     fn write_value(&self, path: &str, value: &str) -> Result<(), ConvertError>;
+    /// Called at every step boundary, before the step is looked at: the program named by
+    /// `XENRAID_STEP_HOOK` (if set) runs with the step id and must succeed. Orchestration and
+    /// the lab use it (the lab's crash matrix snapshots the disks there).
+    fn before_step(&self, _step: &str) -> Result<(), ConvertError> {
+        Ok(())
+    }
 }
+
+/// Environment variable naming a program to run before every step (see `System::before_step`).
+pub const STEP_HOOK_ENV: &str = "XENRAID_STEP_HOOK";
 
 pub struct LiveSystem<'a> {
     pub runner: &'a dyn Runner,
@@ -275,6 +284,16 @@ impl LiveSystem<'_> {
 impl System for LiveSystem<'_> {
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         self.runner.run(command)
+    }
+
+    fn before_step(&self, step: &str) -> Result<(), ConvertError> {
+        match std::env::var(STEP_HOOK_ENV) {
+            Ok(hook) if !hook.is_empty() => {
+                self.runner.run(&Command::new(&hook, [step]))?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn run_copy(&self, command: &Command, dest: &str) -> Result<(), ConvertError> {

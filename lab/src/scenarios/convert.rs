@@ -81,7 +81,7 @@ pub fn assert_on_raid(vm: &mut Vm, what: &str) -> Result<()> {
 
 /// After the resume unit finished: complete journal, every array [UU], SR through xe, unit
 /// gone, the original disk (by serial) repartitioned as the target.
-fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
+pub fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
     assert_on_raid(vm, "after the automatic resume")?;
     let status = vm.run_status("systemctl status xenraid-resume.service --no-pager; journalctl -b -u xenraid-resume --no-pager | tail -40", MIN)?;
     let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
@@ -232,118 +232,4 @@ pub fn rollback(ctx: &mut Ctx) -> Result<()> {
         vm.run(CHECK_MARKERS, MIN).context("markers after rollback")?;
         vm.shutdown(5 * MIN)
     })
-}
-
-/// The step ids of the plan, in order, as the guest's xenraid prints them.
-fn step_ids(vm: &mut Vm, b: &Disk) -> Result<Vec<String>> {
-    let out = vm
-        .run(
-            &format!("{GUEST_BIN} plan --target {} --json", b.by_id()),
-            MIN,
-        )?
-        .stdout;
-    let plan: serde_json::Value = serde_json::from_str(&out)?;
-    Ok(plan["phases"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|p| p["steps"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s["id"].as_str().map(str::to_string))
-        .collect())
-}
-
-/// Power cut at every step boundary of both phases (`XENRAID_LAB_CRASH_AT=a,b` for some),
-/// then boot and resume: every run must end converted with the markers intact.
-pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
-    let ids = ctx.phase("plan", |c| {
-        let p = pair(c)?;
-        let mut vm = c.boot("plan", &p.image, &[&p.a, &p.b])?;
-        install(&mut vm)?;
-        let ids = step_ids(&mut vm, &p.b)?;
-        vm.power_cut()?;
-        Ok(ids)
-    })?;
-    let only: Option<Vec<String>> = std::env::var("XENRAID_LAB_CRASH_AT")
-        .ok()
-        .map(|v| v.split(',').map(str::to_string).collect());
-    let reboot_at = ids.iter().position(|s| s == "reboot").unwrap_or(0);
-    let mut table = Vec::new();
-    for (index, id) in ids.iter().enumerate() {
-        if only.as_ref().is_some_and(|o| !o.contains(id)) {
-            continue;
-        }
-        let result = ctx.phase(&format!("crash-before-{id}"), |c| {
-            crash_once(c, id, index > reboot_at)
-        });
-        let outcome = match &result {
-            Ok(how) => format!("converted ({how})"),
-            Err(e) => format!("FAILED: {}", format!("{e:#}").lines().next().unwrap_or("")),
-        };
-        eprintln!("CRASH {id:<28} {outcome}");
-        table.push((id.clone(), outcome, result.is_ok()));
-    }
-    println!("\npower cut before step          outcome");
-    for (id, outcome, _) in &table {
-        println!("{id:<30} {outcome}");
-    }
-    let failed: Vec<&String> = table.iter().filter(|t| !t.2).map(|t| &t.0).collect();
-    ensure!(failed.is_empty(), "crash matrix failures: {failed:?}");
-    Ok(())
-}
-
-fn crash_once(ctx: &mut Ctx, id: &str, after_reboot: bool) -> Result<String> {
-    let p = pair(ctx)?;
-    let mut vm = ctx.boot(&format!("{id}-1"), &p.image, &[&p.a, &p.b])?;
-    vm.run(WRITE_MARKERS, MIN)?;
-    install(&mut vm)?;
-    let convert = format!(
-        "{GUEST_BIN} convert --target {} --yes --stop-before {id}",
-        p.b.by_id()
-    );
-    if after_reboot {
-        vm.spawn(&format!("{convert} || systemctl poweroff"))?;
-        vm.wait_booted(60 * MIN)?;
-    } else {
-        vm.run(&convert, 60 * MIN)?;
-    }
-    // Stopped at the boundary: cut the power before anything is flushed on purpose.
-    vm.power_cut()?;
-
-    let mut vm = ctx.boot(&format!("{id}-2"), &p.image, &[&p.a, &p.b])?;
-    let mut how = Vec::new();
-    if !root_source(&mut vm)?.starts_with("/dev/md") {
-        how.push("original booted");
-        let resume = vm.run_status(
-            &format!("{GUEST_BIN} resume --stop-before reboot"),
-            60 * MIN,
-        )?;
-        let retry = if resume.stderr.contains("--retry-boot") {
-            how.push("resume --retry-boot");
-            "--retry-boot"
-        } else {
-            ensure!(
-                resume.success(),
-                "resume after the crash failed: {}{}",
-                resume.stdout,
-                resume.stderr
-            );
-            how.push("resume");
-            ""
-        };
-        vm.spawn(&format!("{GUEST_BIN} resume {retry} || systemctl poweroff"))?;
-        vm.wait_booted(60 * MIN)?;
-    } else {
-        how.push("RAID booted, resume unit");
-    }
-    assert_converted(&mut vm, &p.image, &p.a)?;
-    let creates = vm
-        .run("grep -c ' sr-create ' /var/log/xe-standin.log", MIN)?
-        .stdout;
-    ensure!(
-        creates.trim() == "1",
-        "sr-create ran {} times",
-        creates.trim()
-    );
-    vm.shutdown(5 * MIN)?;
-    Ok(how.join(", "))
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod bench;
 mod convert;
+mod crash;
 mod driver;
 mod seeds;
 pub mod xenraid;
@@ -75,7 +76,7 @@ pub fn all() -> Vec<Scenario> {
             name: "crash-matrix",
             core: false,
             about: "power cut at every step boundary of convert, then boot and resume (XENRAID_LAB_CRASH_AT=a,b for some)",
-            run: convert::crash_matrix,
+            run: crash::crash_matrix,
         },
         Scenario {
             name: "bench",
@@ -148,6 +149,18 @@ impl<'a> Ctx<'a> {
         disks: &[&Disk],
         boot_disk: usize,
     ) -> Result<Vm> {
+        self.boot_tagged(name, image, disks, boot_disk, None)
+    }
+
+    /// Like `boot_from`, on a machine whose SMBIOS chassis asset tag is `asset_tag`.
+    pub fn boot_tagged(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        boot_disk: usize,
+        asset_tag: Option<&str>,
+    ) -> Result<Vm> {
         let vars = self.dir.join("uefi-vars.fd");
         let uefi_vars = if image.is_uefi() {
             if !vars.exists() {
@@ -165,8 +178,10 @@ impl<'a> Ctx<'a> {
             uefi_vars,
             boot_disk,
             memory_mb: 1536,
+            asset_tag: asset_tag.map(str::to_string),
         })?;
-        let took = vm.wait_booted(Duration::from_secs(600))?;
+        // long enough for a resume unit finishing a conversion within the boot
+        let took = vm.wait_booted(Duration::from_secs(1800))?;
         eprintln!(
             "[{}]   {name}: booted in {:.1} s ({})",
             self.scenario,
