@@ -44,6 +44,21 @@ pub enum Commands {
     Resume(ResumeArgs),
     /// Undo a conversion that has not touched the original disk yet.
     Rollback(RollbackArgs),
+    /// Every array (members by disk serial, sync progress, bitmap, mismatches) and every disk
+    /// under them (what it serves, whether it can boot).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// One line and a Nagios exit code: 0 OK, 1 WARNING (resync/check running, no bitmap,
+    /// mismatches, a mirror disk that cannot boot), 2 CRITICAL (degraded, faulty, inactive),
+    /// 3 UNKNOWN (no md).
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,5 +6,6 @@
 
 pub mod convert;
 pub mod exec;
+pub mod health;
 pub mod host;
 pub mod plan;

@@ -62,6 +62,26 @@ fn read_facts(cli: &Cli) -> anyhow::Result<HostFacts> {
     facts.context("reading the host")
 }
 
+fn status(cli: &Cli, args: &cli::StatusArgs) -> anyhow::Result<i32> {
+    let report = match &cli.root {
+        Some(root) => xenraid::health::report(&RootedSource::captured(root)),
+        None => xenraid::health::report(&RootedSource::live()),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if args.check {
+        println!("{}", report.verdict.summary);
+    } else {
+        print!("{}", xenraid::health::render::render(&report));
+    }
+    // --check speaks Nagios (with --json too); plain status exits 0: it looked.
+    Ok(if args.check {
+        report.verdict.severity.exit_code()
+    } else {
+        EXIT_OK
+    })
+}
+
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Commands::Inspect(args) => {
@@ -96,6 +116,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }
         Commands::Resume(args) => run_cmd::resume(args),
         Commands::Rollback(args) => run_cmd::rollback(args),
+        Commands::Status(args) => Ok(status(cli, args)?),
     }
 }
 

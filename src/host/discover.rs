@@ -432,6 +432,29 @@ fn read_by_id(src: &dyn HostSource) -> BTreeMap<String, Vec<String>> {
     map
 }
 
+/// The disk's own serial (what its label says), from udev's database, else sysfs.
+pub(crate) fn disk_serial(
+    src: &dyn HostSource,
+    sys: &str,
+    udev: &BTreeMap<String, String>,
+) -> Option<String> {
+    // ID_SCSI_SERIAL is the unit serial (VPD page 0x80, what the drive's label says); on a
+    // SCSI/SAS disk with an NAA identifier ID_SERIAL_SHORT is only the WWN again (lab capture).
+    udev.get("ID_SCSI_SERIAL")
+        .or_else(|| udev.get("ID_SERIAL_SHORT"))
+        .cloned()
+        .or_else(|| read_trimmed(src, &format!("{sys}/device/serial")))
+        .or_else(|| read_trimmed(src, &format!("{sys}/serial")))
+        .or_else(|| {
+            // SCSI unit serial number VPD page: 4-byte header, then the serial.
+            let vpd = src
+                .read_prefix(&format!("{sys}/device/vpd_pg80"), 256)
+                .ok()?;
+            let text = String::from_utf8_lossy(vpd.get(4..)?).trim().to_string();
+            (!text.is_empty()).then_some(text)
+        })
+}
+
 fn read_disk(
     src: &dyn HostSource,
     name: &str,
@@ -445,22 +468,7 @@ fn read_disk(
         .read_to_string(&format!("/run/udev/data/b{dev}"))
         .map(|t| parse_udev_db(&t))
         .unwrap_or_default();
-    // ID_SCSI_SERIAL is the unit serial (VPD page 0x80, what the drive's label says); on a
-    // SCSI/SAS disk with an NAA identifier ID_SERIAL_SHORT is only the WWN again (lab capture).
-    let serial = udev
-        .get("ID_SCSI_SERIAL")
-        .or_else(|| udev.get("ID_SERIAL_SHORT"))
-        .cloned()
-        .or_else(|| read_trimmed(src, &format!("{sys}/device/serial")))
-        .or_else(|| read_trimmed(src, &format!("{sys}/serial")))
-        .or_else(|| {
-            // SCSI unit serial number VPD page: 4-byte header, then the serial.
-            let vpd = src
-                .read_prefix(&format!("{sys}/device/vpd_pg80"), 256)
-                .ok()?;
-            let text = String::from_utf8_lossy(vpd.get(4..)?).trim().to_string();
-            (!text.is_empty()).then_some(text)
-        });
+    let serial = disk_serial(src, &sys, &udev);
     let wwn = udev
         .get("ID_WWN_WITH_EXTENSION")
         .or_else(|| udev.get("ID_WWN"))

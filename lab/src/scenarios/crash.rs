@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+const MANIFEST: &str = "boundaries.json";
 const MIN: Duration = Duration::from_secs(60);
 const ASSET_TAG: &str = "xenraid-lab-pause";
 const HOOK: &str = "/usr/local/sbin/xenraid-lab-pause";
@@ -42,6 +43,7 @@ const WAIT_PAUSE: &str = "for i in $(seq 1 14400); do if [ -e /run/xenraid-lab-p
 const WAIT_COMPLETE: &str = "for i in $(seq 1 3600); do grep -qs '\"state\": \"complete\"' /var/lib/xenraid/convert.json && ! systemctl is-active -q xenraid-resume.service && exit 0; UNIT_FAILED; sleep 1; done; exit 1";
 
 /// A boundary as recorded: the step about to run and the disks as they were then.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Boundary {
     index: usize,
     step: String,
@@ -59,7 +61,16 @@ struct Replay {
 
 pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
     let p = ctx.phase("image", |c| pair(c))?;
-    let boundaries = ctx.phase("record", |c| record(c, &p))?;
+    // A recording outlives its run directory's replays: replay it again (or the boundaries
+    // a stopped run did not reach) without converting once more.
+    let boundaries = match std::env::var_os("XENRAID_LAB_REPLAY_FROM") {
+        Some(dir) => {
+            let manifest = PathBuf::from(dir).join(MANIFEST);
+            serde_json::from_str(&std::fs::read_to_string(&manifest)?)
+                .with_context(|| format!("reading {}", manifest.display()))?
+        }
+        None => ctx.phase("record", |c| record(c, &p))?,
+    };
     let only: Option<Vec<String>> = std::env::var("XENRAID_LAB_CRASH_AT")
         .ok()
         .map(|v| v.split(',').map(str::to_string).collect());
@@ -209,6 +220,10 @@ fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
             vm.wait_agent(60 * MIN)?;
         }
     }
+    std::fs::write(
+        ctx.dir.join(MANIFEST),
+        serde_json::to_string_pretty(&boundaries)?,
+    )?;
     vm.run(&WAIT_COMPLETE.replace("UNIT_FAILED", UNIT_FAILED), 61 * MIN)
         .context("the recording run did not complete")?;
     assert_converted(&mut vm, &p.image, &p.a)?;

@@ -1,0 +1,229 @@
+//! Arrays and members from `/sys/block/md*/md/` (the kernel's own view, the same files
+//! node_exporter's md collector and mdadm read).
+
+use serde::Serialize;
+
+use crate::host::source::HostSource;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArrayHealth {
+    /// Kernel name: `md127`.
+    pub device: String,
+    /// The stable name from `/dev/md/NAME`, when udev made one.
+    pub name: Option<String>,
+    pub level: String,
+    /// `array_state`: clean, active, active-idle, read-auto, readonly, inactive, …
+    pub state: String,
+    pub raid_disks: u32,
+    /// Members missing from the array (`degraded`).
+    pub missing: u32,
+    /// `sync_action`: idle, resync, recover, check, repair, reshape, frozen.
+    pub sync_action: String,
+    pub sync: Option<SyncState>,
+    /// Where the write-intent bitmap lives (`+8` = internal); None when there is none.
+    pub bitmap: Option<String>,
+    /// Sectors found to differ by the last check or repair.
+    pub mismatch_sectors: Option<u64>,
+    pub metadata: Option<String>,
+    pub uuid: Option<String>,
+    pub size_bytes: u64,
+    pub members: Vec<MemberHealth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncState {
+    pub done_sectors: u64,
+    pub total_sectors: u64,
+    /// KiB/s now.
+    pub speed_kib: Option<u64>,
+    pub eta_seconds: Option<u64>,
+}
+
+impl SyncState {
+    pub fn percent(&self) -> f64 {
+        if self.total_sectors == 0 {
+            return 0.0;
+        }
+        self.done_sectors as f64 * 100.0 / self.total_sectors as f64
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    /// In sync, serving reads.
+    Active,
+    /// Has a slot but is not in sync yet (recovery).
+    Rebuilding,
+    Spare,
+    Faulty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberHealth {
+    /// Kernel name of the member: `sdb1`.
+    pub device: String,
+    /// The whole disk it is on: `sdb`.
+    pub disk: Option<String>,
+    pub role: MemberRole,
+    pub slot: Option<u32>,
+    /// The kernel's flags: in_sync, faulty, write_mostly, spare, blocked, want_replacement …
+    pub flags: Vec<String>,
+    /// Read errors corrected on this member.
+    pub errors: u64,
+}
+
+/// Every md array the kernel knows, sorted by kernel name.
+pub fn read_arrays(src: &dyn HostSource) -> Vec<ArrayHealth> {
+    let names = stable_names(src);
+    let mut arrays: Vec<ArrayHealth> = src
+        .list_dir("/sys/block")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.starts_with("md") && src.exists(&format!("/sys/block/{d}/md")))
+        .filter_map(|d| read_array(src, &d, &names))
+        .collect();
+    arrays.sort_by_key(|a| natural_key(&a.device));
+    arrays
+}
+
+fn natural_key(name: &str) -> (String, u64) {
+    let digits = name.trim_start_matches(|c: char| !c.is_ascii_digit());
+    (
+        name[..name.len() - digits.len()].to_string(),
+        digits.parse().unwrap_or(0),
+    )
+}
+
+/// `/dev/md/NAME` → kernel name.
+fn stable_names(src: &dyn HostSource) -> Vec<(String, String)> {
+    src.list_dir("/dev/md")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|n| {
+            let target = src.read_link(&format!("/dev/md/{n}")).ok()?;
+            Some((target.rsplit('/').next()?.to_string(), n))
+        })
+        .collect()
+}
+
+fn read(src: &dyn HostSource, path: &str) -> Option<String> {
+    let text = src.read_to_string(path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+fn number(src: &dyn HostSource, path: &str) -> Option<u64> {
+    read(src, path)?.parse().ok()
+}
+
+fn read_array(
+    src: &dyn HostSource,
+    device: &str,
+    names: &[(String, String)],
+) -> Option<ArrayHealth> {
+    let md = format!("/sys/block/{device}/md");
+    let level = read(src, &format!("{md}/level")).unwrap_or_default();
+    let state = read(src, &format!("{md}/array_state")).unwrap_or_else(|| "unknown".into());
+    // An array being assembled or stopped has no level yet: not an array to report on.
+    if level.is_empty() && state == "clear" {
+        return None;
+    }
+    let sync_action = read(src, &format!("{md}/sync_action")).unwrap_or_else(|| "idle".into());
+    let speed_kib = number(src, &format!("{md}/sync_speed"));
+    let sync = read(src, &format!("{md}/sync_completed"))
+        .and_then(|t| parse_sync_completed(&t))
+        .filter(|_| sync_action != "idle")
+        .map(|(done, total)| SyncState {
+            done_sectors: done,
+            total_sectors: total,
+            speed_kib,
+            eta_seconds: speed_kib
+                .filter(|s| *s > 0)
+                .map(|s| total.saturating_sub(done) / 2 / s),
+        });
+    let bitmap = read(src, &format!("{md}/bitmap/location")).filter(|l| l != "none");
+    let mut members: Vec<MemberHealth> = src
+        .list_dir(&md)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.strip_prefix("dev-").map(str::to_string))
+        .map(|m| read_member(src, &md, &m))
+        .collect();
+    members.sort_by_key(|m| (m.slot.unwrap_or(u32::MAX), m.device.clone()));
+    Some(ArrayHealth {
+        device: device.to_string(),
+        name: names
+            .iter()
+            .find(|(k, _)| k == device)
+            .map(|(_, n)| n.clone()),
+        level,
+        state,
+        raid_disks: number(src, &format!("{md}/raid_disks")).unwrap_or(0) as u32,
+        missing: number(src, &format!("{md}/degraded")).unwrap_or(0) as u32,
+        sync_action,
+        sync,
+        bitmap,
+        mismatch_sectors: number(src, &format!("{md}/mismatch_cnt")),
+        metadata: read(src, &format!("{md}/metadata_version")),
+        uuid: read(src, &format!("{md}/uuid")),
+        size_bytes: number(src, &format!("/sys/block/{device}/size")).unwrap_or(0) * 512,
+        members,
+    })
+}
+
+/// `sync_completed`: "done / total" in sectors, or "none".
+pub fn parse_sync_completed(text: &str) -> Option<(u64, u64)> {
+    let (done, total) = text.split_once('/')?;
+    Some((done.trim().parse().ok()?, total.trim().parse().ok()?))
+}
+
+fn read_member(src: &dyn HostSource, md: &str, device: &str) -> MemberHealth {
+    let dir = format!("{md}/dev-{device}");
+    let flags: Vec<String> = read(src, &format!("{dir}/state"))
+        .unwrap_or_default()
+        .split(',')
+        .map(|f| f.trim().to_string())
+        .filter(|f| !f.is_empty())
+        .collect();
+    let slot = read(src, &format!("{dir}/slot")).and_then(|s| s.parse().ok());
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    let role = if has("faulty") {
+        MemberRole::Faulty
+    } else if has("in_sync") {
+        MemberRole::Active
+    } else if slot.is_some() {
+        MemberRole::Rebuilding
+    } else {
+        MemberRole::Spare
+    };
+    MemberHealth {
+        disk: whole_disk(src, device),
+        device: device.to_string(),
+        role,
+        slot,
+        flags,
+        errors: number(src, &format!("{dir}/errors")).unwrap_or(0),
+    }
+}
+
+/// The disk a partition is on (`sdb1` → `sdb`, `nvme0n1p2` → `nvme0n1`), or the device itself
+/// when it is a whole disk.
+pub fn whole_disk(src: &dyn HostSource, device: &str) -> Option<String> {
+    if src.exists(&format!("/sys/block/{device}")) {
+        return Some(device.to_string());
+    }
+    let mut disk = device.trim_end_matches(|c: char| c.is_ascii_digit());
+    if disk.len() != device.len() {
+        if let Some(stem) = disk
+            .strip_suffix('p')
+            .filter(|s| s.ends_with(|c: char| c.is_ascii_digit()))
+        {
+            disk = stem;
+        }
+        if src.exists(&format!("/sys/block/{disk}/{device}")) {
+            return Some(disk.to_string());
+        }
+    }
+    None
+}
