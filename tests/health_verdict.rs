@@ -26,6 +26,7 @@ fn mirror(name: &str) -> ArrayHealth {
         missing: 0,
         sync_action: "idle".into(),
         sync: None,
+        sync_delayed: false,
         bitmap: Some("+8".into()),
         mismatch_sectors: Some(0),
         metadata: Some("1.2".into()),

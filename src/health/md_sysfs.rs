@@ -20,6 +20,8 @@ pub struct ArrayHealth {
     /// `sync_action`: idle, resync, recover, check, repair, reshape, frozen.
     pub sync_action: String,
     pub sync: Option<SyncState>,
+    /// A resync/recovery/check is due but waits: md runs one at a time per physical disk.
+    pub sync_delayed: bool,
     /// Where the write-intent bitmap lives (`+8` = internal); None when there is none.
     pub bitmap: Option<String>,
     /// Sectors found to differ by the last check or repair.
@@ -131,7 +133,9 @@ fn read_array(
     }
     let sync_action = read(src, &format!("{md}/sync_action")).unwrap_or_else(|| "idle".into());
     let speed_kib = number(src, &format!("{md}/sync_speed"));
-    let sync = read(src, &format!("{md}/sync_completed"))
+    let completed = read(src, &format!("{md}/sync_completed"));
+    let sync_delayed = sync_action != "idle" && completed.as_deref() == Some("delayed");
+    let sync = completed
         .and_then(|t| parse_sync_completed(&t))
         .filter(|_| sync_action != "idle")
         .map(|(done, total)| SyncState {
@@ -163,6 +167,7 @@ fn read_array(
         missing: number(src, &format!("{md}/degraded")).unwrap_or(0) as u32,
         sync_action,
         sync,
+        sync_delayed,
         bitmap,
         mismatch_sectors: number(src, &format!("{md}/mismatch_cnt")),
         metadata: read(src, &format!("{md}/metadata_version")),

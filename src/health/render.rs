@@ -94,6 +94,13 @@ fn render_array(out: &mut String, a: &ArrayHealth, report: &HealthReport) {
         }
         out.push('\n');
     }
+    if a.sync_delayed {
+        let _ = writeln!(
+            out,
+            "    {} waiting: another array on the same disk syncs first",
+            a.sync_action
+        );
+    }
     if let Some(n) = a.mismatch_sectors.filter(|n| *n > 0) {
         let _ = writeln!(out, "    mismatch_cnt {n}");
     }

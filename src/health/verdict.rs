@@ -139,9 +139,7 @@ fn array_problems(a: &ArrayHealth) -> Vec<Problem> {
         }
         what.push(')');
         if rebuilding {
-            if let Some(s) = &a.sync {
-                what += &format!(", rebuilding {:.1}%", s.percent());
-            }
+            what += &progress(a, "rebuilding");
         }
         add(
             Severity::Critical,
@@ -184,6 +182,17 @@ fn array_problems(a: &ArrayHealth) -> Vec<Problem> {
         );
     }
     out
+}
+
+/// `, rebuilding 25.0%`, or that it waits its turn behind another array on the same disk.
+fn progress(a: &ArrayHealth, doing: &str) -> String {
+    match &a.sync {
+        Some(s) => format!(", {doing} {:.1}%", s.percent()),
+        None if a.sync_delayed => {
+            format!(", {doing} (waiting: another array on the same disk syncs first)")
+        }
+        None => format!(", {doing}"),
+    }
 }
 
 /// A disk that mirrors a bootable disk's arrays but cannot boot itself is a mirror that does
