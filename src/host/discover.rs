@@ -380,41 +380,32 @@ pub(crate) fn is_virtual_block(name: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
-/// One directory listing per TOOL_DIRS entry rather than a stat per tool and directory:
-/// ~150 failed lookups cost a TCG guest more than seven listings.
+/// A lookup per tool and directory, in TOOL_DIRS order, until found: a few dozen failed
+/// lookups cost less than listing /usr/bin (thousands of names on a real host).
 fn find_tools(src: &dyn HostSource) -> BTreeMap<String, Option<String>> {
     // Merged-/usr hosts (XenServer 7+, Debian) have /bin and /sbin as links into /usr:
-    // such a directory is listed once.
-    let mut listings: Vec<Vec<String>> = Vec::with_capacity(TOOL_DIRS.len());
-    // For each of TOOL_DIRS, which listing holds its entries.
-    let mut listing_of: Vec<usize> = Vec::with_capacity(TOOL_DIRS.len());
-    for dir in TOOL_DIRS {
-        let same_as = src.read_link(dir).ok().and_then(|target| {
+    // a directory that is a link to one looked in before holds nothing new.
+    let mut dirs: Vec<&str> = Vec::with_capacity(TOOL_DIRS.len());
+    for (i, dir) in TOOL_DIRS.iter().enumerate() {
+        let earlier = src.read_link(dir).ok().is_some_and(|target| {
             let target = if target.starts_with('/') {
                 target
             } else {
                 format!("/{target}")
             };
-            TOOL_DIRS
-                .iter()
-                .position(|d| *d == target.trim_end_matches('/'))
+            TOOL_DIRS[..i].contains(&target.trim_end_matches('/'))
         });
-        match same_as {
-            Some(i) if i < listing_of.len() => listing_of.push(listing_of[i]),
-            _ => {
-                listing_of.push(listings.len());
-                listings.push(src.list_dir(dir).unwrap_or_default());
-            }
+        if !earlier {
+            dirs.push(dir);
         }
     }
     TOOLS
         .iter()
         .map(|tool| {
-            let found = TOOL_DIRS
+            let found = dirs
                 .iter()
-                .zip(listing_of.iter().map(|i| &listings[*i]))
-                .find(|(_, names)| names.binary_search_by(|n| n.as_str().cmp(tool)).is_ok())
-                .map(|(dir, _)| format!("{dir}/{tool}"));
+                .map(|dir| format!("{dir}/{tool}"))
+                .find(|path| src.exists(path));
             (tool.to_string(), found)
         })
         .collect()
