@@ -41,17 +41,7 @@ impl Image {
     }
     /// A copy-on-write overlay of the system disk: the cached image itself is never written.
     pub fn system_disk(&self, dest: &Path) -> Result<Disk> {
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "raw",
-            "-b",
-            &self.disk().display().to_string(),
-            &dest.display().to_string(),
-        ])?;
+        overlay(&self.disk(), "raw", dest)?;
         Ok(Disk::new(dest, SYSTEM_SERIAL, SYSTEM_WWN))
     }
     /// A fresh OVMF variable store for a UEFI guest (boot entries persist in it).
@@ -76,6 +66,21 @@ pub fn qemu_img(args: &[&str]) -> Result<()> {
 }
 
 /// A blank disk (qcow2, sparse) of `size` such as "4G".
+/// A qcow2 overlay at `dest` over `backing`, which stays as it is.
+pub fn overlay(backing: &Path, backing_format: &str, dest: &Path) -> Result<()> {
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        backing_format,
+        "-b",
+        &backing.display().to_string(),
+        &dest.display().to_string(),
+    ])
+}
+
 pub fn blank_disk(path: &Path, size: &str, serial: &str, wwn: u64) -> Result<Disk> {
     qemu_img(&[
         "create",

@@ -14,7 +14,7 @@ use super::convert::{assert_converted, pair, Pair, WRITE_MARKERS};
 use super::xenraid::{install, GUEST_BIN};
 use super::Ctx;
 use crate::guest_state::root_source;
-use crate::images::qemu_img;
+use crate::images::overlay;
 use crate::vm::{Disk, Vm};
 use anyhow::{bail, ensure, Context, Result};
 use std::collections::VecDeque;
@@ -239,17 +239,7 @@ fn replay(ctx: &Ctx, p: &Pair, b: &Boundary) -> Result<String> {
     for (name, (frozen, like)) in ["a", "b"].iter().zip(b.disks.iter().zip([&p.a, &p.b])) {
         let path = ctx.dir.join(format!("replay-{name}-{:02}.qcow2", b.index));
         let _ = std::fs::remove_file(&path);
-        qemu_img(&[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            "qcow2",
-            "-b",
-            &frozen.display().to_string(),
-            &path.display().to_string(),
-        ])?;
+        overlay(frozen, "qcow2", &path)?;
         disks.push(Disk::new(path, &like.serial, like.wwn));
     }
     let result = recover(ctx, p, b, &disks);
