@@ -11,6 +11,7 @@ PKGS=(
   grub-pc-bin grub-efi-amd64-bin grub2-common   # host-side EFI image for the UEFI guest
   musl-tools                               # static x86_64-unknown-linux-musl build
   ca-certificates
+  python3-aiosmtpd openssl                 # a real SMTP server (STARTTLS, AUTH) for the alert tests
 )
 
 installed_version() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | awk '/ok installed/{print $4}'; }

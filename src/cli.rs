@@ -47,6 +47,50 @@ pub enum Commands {
     /// Every array (members by disk serial, sync progress, bitmap, mismatches) and every disk
     /// under them (what it serves, whether it can boot).
     Status(StatusArgs),
+    /// Watch the arrays and alert at once (mail, XenCenter message, webhook, journal); runs
+    /// as the xenraid-monitor systemd service. Sleeps until md reports a change.
+    Monitor(MonitorArgs),
+    /// Alert on an mdadm event: mdadm.conf `PROGRAM /usr/sbin/xenraid event` calls it as
+    /// `EVENT MD [DEVICE]`.
+    Event(EventArgs),
+    /// Send a test alert through every configured channel; fails on any channel that fails.
+    AlertTest(AlertTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Configuration file (default /etc/xenraid/xenraid.toml; a missing default file means
+    /// journal-only alerts).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Look once, alert on what changed since the start, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// One JSON object per alert on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// mdadm's event name: Fail, DegradedArray, RebuildStarted, SpareActive, …
+    pub event: String,
+    /// The array: /dev/md127 or /dev/md/root.
+    pub md: String,
+    /// The member device, when the event has one.
+    pub device: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertTestArgs {
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,8 +4,11 @@
 //! Data flows one way: `host` reads the machine into `HostFacts`, `plan` turns facts and the
 //! user's intent into a `Plan` (pure, no I/O), `exec` runs commands.
 
+pub mod config;
 pub mod convert;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod monitor;
+pub mod notify;
 pub mod plan;

@@ -8,6 +8,7 @@ use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
+mod monitor_cmd;
 mod run_cmd;
 
 use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
@@ -117,6 +118,9 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Resume(args) => run_cmd::resume(args),
         Commands::Rollback(args) => run_cmd::rollback(args),
         Commands::Status(args) => Ok(status(cli, args)?),
+        Commands::Monitor(args) => monitor_cmd::monitor(&cli.root, args),
+        Commands::Event(args) => monitor_cmd::event(&cli.root, args),
+        Commands::AlertTest(args) => monitor_cmd::alert_test(&cli.root, args),
     }
 }
 

@@ -154,6 +154,13 @@ pub fn check_output(command: &Command, output: CommandOutput) -> Result<CommandO
 pub trait Runner: Send + Sync {
     /// Runs the command to completion; a non-zero exit is an error that carries the output.
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError>;
+
+    /// Runs the command with `input` on its stdin (sendmail). Runners that do not execute
+    /// (dry-run, recording) treat it as `run`: they record the argv, not the input.
+    fn run_with_input(&self, command: &Command, input: &[u8]) -> Result<CommandOutput, ExecError> {
+        let _ = input;
+        self.run(command)
+    }
 }
 
 /// Runs commands for real through `std::process`, with the environment's PATH and a C locale so
@@ -163,16 +170,39 @@ pub struct RealRunner;
 
 impl Runner for RealRunner {
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
+        self.execute(command, None)
+    }
+
+    fn run_with_input(&self, command: &Command, input: &[u8]) -> Result<CommandOutput, ExecError> {
+        self.execute(command, Some(input))
+    }
+}
+
+impl RealRunner {
+    fn execute(&self, command: &Command, input: Option<&[u8]>) -> Result<CommandOutput, ExecError> {
+        use std::io::Write;
         tracing::debug!(%command, "running");
-        let output = std::process::Command::new(&command.program)
+        let spawn_error = |source| ExecError::Spawn {
+            command: command.clone(),
+            source,
+        };
+        let mut child = std::process::Command::new(&command.program)
             .args(&command.args)
             .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|source| ExecError::Spawn {
-                command: command.clone(),
-                source,
-            })?;
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_error)?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            // A program that exits without reading all of it reports that through its status.
+            let _ = stdin.write_all(input);
+        }
+        let output = child.wait_with_output().map_err(spawn_error)?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         match output.status.code() {
