@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn dates_are_rfc2822() {
         assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc2822(1_795_306_283), "Sat, 21 Nov 2026 21:31:23 +0000");
+        assert_eq!(rfc2822(1_795_306_283), "Sun, 22 Nov 2026 00:11:23 +0000");
         assert_eq!(rfc2822(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
 

@@ -35,7 +35,7 @@ class Saver:
         with open(base + ".json.tmp", "w") as f:
             json.dump({"from": envelope.mail_from, "to": envelope.rcpt_tos,
                        "received": received,
-                       "tls": session.ssl is not None,
+                       "tls": server.transport.get_extra_info("ssl_object") is not None,
                        "auth": session.authenticated}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
         os.rename(base + ".json.tmp", base + ".json")
@@ -64,7 +64,7 @@ def main():
             ok = (isinstance(auth_data, LoginPassword)
                   and auth_data.login.decode() == a.user
                   and auth_data.password.decode() == a.password)
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
         kwargs.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=a.mode != "plain")
     if a.mode == "starttls":
