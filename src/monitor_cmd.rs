@@ -10,7 +10,7 @@ use xenraid::health::{self, Severity};
 use xenraid::host::source::HostSource;
 use xenraid::host::RootedSource;
 use xenraid::monitor::events::mdadm_event_severity;
-use xenraid::monitor::watch::Armed;
+use xenraid::monitor::watch::{Armed, Woke};
 use xenraid::monitor::{alert_for, Event, Monitor, Sent};
 use xenraid::notify::{self, now, Alert, HostIdentity};
 
@@ -23,6 +23,9 @@ fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     };
     Ok(Config::load(&path, explicit)?)
 }
+
+/// How long a burst of md events may take before the monitor looks.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// The live host, or a captured tree with `--root` (tests, offline diagnosis).
 fn source(root: &Option<PathBuf>) -> Box<dyn HostSource> {
@@ -87,7 +90,11 @@ pub fn monitor(root: &Option<PathBuf>, args: &MonitorArgs) -> anyhow::Result<i32
         }
         let timeout = monitor.next_timeout(now());
         tracing::debug!(watched = armed.watched(), ?timeout, "waiting for md");
-        armed.wait(timeout)?;
+        if armed.wait(timeout)? == Woke::Signalled {
+            // md reports a pulled disk array by array within milliseconds: look once the
+            // burst is over, so it becomes one alert.
+            std::thread::sleep(SETTLE);
+        }
     }
 }
 
@@ -128,7 +135,7 @@ pub fn event(root: &Option<PathBuf>, args: &EventArgs) -> anyhow::Result<i32> {
     let runner = RealRunner;
     let host = HostIdentity::read(src);
     let channels = notify::channels(&config, &host, &runner);
-    let alert = alert_for(&e, &report, &report, &host, now());
+    let alert = alert_for(std::slice::from_ref(&e), &report, &report, &host, now());
     let deliveries = notify::dispatch(&channels, &alert);
     let sent = Sent { alert, deliveries };
     print_sent(std::slice::from_ref(&sent), args.json);

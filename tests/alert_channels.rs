@@ -27,7 +27,8 @@ fn alert() -> Alert {
         member: Some("sdb1".into()),
         disk_serial: Some("XR-DISK-B".into()),
         summary: "CRITICAL Fail: md/root marked sdb1 faulty".into(),
-        detail: "Member sdb1 is on disk sdb, serial XR-DISK-B.\n.a line starting with a dot\n".into(),
+        detail: "Member sdb1 is on disk sdb, serial XR-DISK-B.\n.a line starting with a dot\n"
+            .into(),
         time: 1_795_306_283,
     }
 }
@@ -70,7 +71,10 @@ impl Smtp {
                 break;
             }
             let meta = std::fs::read_to_string(self.out.path().join(format!("{n}.json"))).unwrap();
-            out.push((std::fs::read_to_string(eml).unwrap(), serde_json::from_str(&meta).unwrap()));
+            out.push((
+                std::fs::read_to_string(eml).unwrap(),
+                serde_json::from_str(&meta).unwrap(),
+            ));
         }
         out
     }
@@ -87,8 +91,23 @@ impl Drop for Smtp {
 fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -132,12 +151,20 @@ fn mail_over_plain_smtp_reaches_the_server_whole() {
     assert_eq!(got.len(), 1);
     let (message, meta) = &got[0];
     assert_eq!(meta["from"], "xenraid@xs7-lab");
-    assert_eq!(meta["to"], serde_json::json!(["ops@example.com", "oncall@example.com"]));
-    assert!(message.contains("Subject: [xenraid] xs7-lab: CRITICAL Fail: md/root marked sdb1 faulty"));
+    assert_eq!(
+        meta["to"],
+        serde_json::json!(["ops@example.com", "oncall@example.com"])
+    );
+    assert!(
+        message.contains("Subject: [xenraid] xs7-lab: CRITICAL Fail: md/root marked sdb1 faulty")
+    );
     assert!(message.contains("X-Xenraid-Severity: CRITICAL"));
     assert!(message.contains("Date: Sun, 22 Nov 2026 00:11:23 +0000"));
     // Dot-stuffing undone by the server: the body line arrives as written.
-    assert!(message.contains("\n.a line starting with a dot"), "{message}");
+    assert!(
+        message.contains("\n.a line starting with a dot"),
+        "{message}"
+    );
     assert!(message.contains("serial XR-DISK-B"));
 }
 
@@ -149,7 +176,18 @@ fn mail_with_starttls_and_auth_and_with_implicit_tls() {
     std::fs::write(&password, "s3cret\n").unwrap();
     let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
-    let starttls = Smtp::start(&["--mode", "starttls", "--cert", c, "--key", k, "--user", "xenraid", "--password", "s3cret"]);
+    let starttls = Smtp::start(&[
+        "--mode",
+        "starttls",
+        "--cert",
+        c,
+        "--key",
+        k,
+        "--user",
+        "xenraid",
+        "--password",
+        "s3cret",
+    ]);
     let mut config = mail_config(format!("localhost:{}", starttls.port));
     config.user = Some("xenraid".into());
     config.password_file = Some(password.clone());
@@ -181,10 +219,17 @@ fn mail_with_starttls_and_auth_and_with_implicit_tls() {
 
 #[test]
 fn an_unreachable_server_is_an_error_naming_it() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let err = send_mail(mail_config(format!("127.0.0.1:{port}"))).unwrap_err();
     assert!(matches!(err, NotifyError::Unreachable { .. }), "{err}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -194,10 +239,17 @@ fn sendmail_gets_the_whole_message_on_stdin() {
     let out = dir.path().join("out");
     std::fs::write(
         &sendmail,
-        format!("#!/bin/sh\necho \"$@\" > '{0}.args'\ncat > '{0}'\n", out.display()),
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{0}.args'\ncat > '{0}'\n",
+            out.display()
+        ),
     )
     .unwrap();
-    std::fs::set_permissions(&sendmail, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        &sendmail,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let mut config = mail_config(String::new());
     config.smtp = None;
     config.sendmail = sendmail.to_str().unwrap().into();
@@ -208,9 +260,16 @@ fn sendmail_gets_the_whole_message_on_stdin() {
     }
     .send(&alert())
     .unwrap();
-    assert_eq!(std::fs::read_to_string(out.with_extension("args")).unwrap().trim(), "-t -oi");
+    assert_eq!(
+        std::fs::read_to_string(out.with_extension("args"))
+            .unwrap()
+            .trim(),
+        "-t -oi"
+    );
     let message = std::fs::read_to_string(&out).unwrap();
-    assert!(message.starts_with("From: xenraid on xs7-lab <xenraid@xs7-lab>\nTo: ops@example.com, oncall@example.com\n"));
+    assert!(message.starts_with(
+        "From: xenraid on xs7-lab <xenraid@xs7-lab>\nTo: ops@example.com, oncall@example.com\n"
+    ));
     assert!(message.contains("\n\nMember sdb1 is on disk sdb"));
 }
 
@@ -218,15 +277,26 @@ fn sendmail_gets_the_whole_message_on_stdin() {
 fn the_xapi_message_is_what_xencenter_shows() {
     let runner = RecordingRunner::new();
     let xapi = XapiMessage {
-        xe: XapiConfig { enabled: true, xe: "xe".into() }.xe,
+        xe: XapiConfig {
+            enabled: true,
+            xe: "xe".into(),
+        }
+        .xe,
         host_uuid: Some("7d0f8c4e-0000-4000-8000-000000000001".into()),
         runner: &runner,
     };
     let argv = xapi.command(&alert()).argv();
-    assert_eq!(argv[..4], ["xe", "message-create", "name=XENRAID_FAIL", "priority=1"]);
+    assert_eq!(
+        argv[..4],
+        ["xe", "message-create", "name=XENRAID_FAIL", "priority=1"]
+    );
     assert!(argv[4].starts_with("body=CRITICAL Fail: md/root marked sdb1 faulty\n\nMember sdb1"));
     assert_eq!(argv[5], "host-uuid=7d0f8c4e-0000-4000-8000-000000000001");
-    let no_host = XapiMessage { xe: "xe".into(), host_uuid: None, runner: &runner };
+    let no_host = XapiMessage {
+        xe: "xe".into(),
+        host_uuid: None,
+        runner: &runner,
+    };
     assert!(no_host.send(&alert()).is_err());
 }
 
@@ -284,7 +354,11 @@ fn the_webhook_posts_the_alert_as_json_and_a_non_2xx_is_an_error() {
 
     let (port, server) = http_once("500 Internal Server Error");
     let hook = Webhook {
-        config: WebhookConfig { url: format!("http://127.0.0.1:{port}/"), token_file: None, ca_file: None },
+        config: WebhookConfig {
+            url: format!("http://127.0.0.1:{port}/"),
+            token_file: None,
+            ca_file: None,
+        },
     };
     let err = hook.send(&alert()).unwrap_err().to_string();
     server.join().unwrap();

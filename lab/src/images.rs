@@ -239,6 +239,7 @@ fn provision(image: &Image) -> Result<()> {
             boot_disk: 0,
             memory_mb: 1536,
             asset_tag: None,
+            user_net: false,
         })?;
         vm.wait_booted(Duration::from_secs(300))?;
         let dev = format!(
@@ -259,6 +260,7 @@ fn provision(image: &Image) -> Result<()> {
         boot_disk: 0,
         memory_mb: 1536,
         asset_tag: None,
+        user_net: false,
     })?;
     vm.wait_booted(Duration::from_secs(300))?;
     let label = vm.run(

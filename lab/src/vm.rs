@@ -68,6 +68,8 @@ pub struct VmConfig {
     /// property of this machine, not of its disks, so a later boot of the same disks elsewhere
     /// does not see it.
     pub asset_tag: Option<String>,
+    /// QEMU user networking (virtio-net): the guest reaches the host's loopback at 10.0.2.2.
+    pub user_net: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,14 +140,12 @@ impl Vm {
             "-display",
             "none",
         ]);
-        cmd.args([
-            "-m",
-            &config.memory_mb.to_string(),
-            "-smp",
-            "2",
-            "-nic",
-            "none",
-        ]);
+        cmd.args(["-m", &config.memory_mb.to_string(), "-smp", "2"]);
+        if config.user_net {
+            cmd.args(["-nic", "user,model=virtio-net-pci"]);
+        } else {
+            cmd.args(["-nic", "none"]);
+        }
         cmd.arg("-chardev")
             .arg(format!("file,id=con,path={},append=on", console.display()));
         cmd.args(["-serial", "chardev:con"]);

@@ -23,6 +23,18 @@ pub struct Event {
     pub what: String,
 }
 
+impl Event {
+    /// What makes two events "the same" for dedupe: name, array, member.
+    pub fn key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.name,
+            self.array,
+            self.member.as_deref().unwrap_or("-")
+        )
+    }
+}
+
 fn event(
     name: &str,
     severity: Severity,

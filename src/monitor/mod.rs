@@ -170,6 +170,8 @@ impl<'a> Monitor<'a> {
         next
     }
 
+    /// Sends what is new as ONE alert: a pulled disk fails a member in every array at once,
+    /// and that is one message to read at 3 a.m., not ten.
     fn send(
         &mut self,
         events: &[Event],
@@ -178,10 +180,9 @@ impl<'a> Monitor<'a> {
         now: u64,
     ) -> Vec<Sent> {
         let dedupe = self.config.dedupe().as_secs();
-        let mut out = Vec::new();
+        let mut fresh: Vec<Event> = Vec::new();
         for e in events {
-            let alert = alert_for(e, report, before, &self.host, now);
-            let key = alert.key();
+            let key = e.key();
             let recent = self
                 .state
                 .sent
@@ -197,47 +198,61 @@ impl<'a> Monitor<'a> {
                     .sent
                     .retain(|k, _| k.split(':').nth(1) != Some(e.array.as_str()));
             }
-            let deliveries = notify::dispatch(&self.channels, &alert);
-            self.state.sent.insert(key, now);
-            self.state.last_alert = Some(now);
-            out.push(Sent { alert, deliveries });
+            fresh.push(e.clone());
         }
-        if !out.is_empty() {
-            if let Err(e) = self.state.save(&self.config.monitor.state_file) {
-                tracing::warn!(
-                    "cannot save {}: {e} (dedupe and reminders restart from scratch)",
-                    self.config.monitor.state_file.display()
-                );
-            }
+        if fresh.is_empty() {
+            return Vec::new();
         }
-        out
+        let alert = alert_for(&fresh, report, before, &self.host, now);
+        let deliveries = notify::dispatch(&self.channels, &alert);
+        for e in &fresh {
+            self.state.sent.insert(e.key(), now);
+        }
+        self.state.last_alert = Some(now);
+        if let Err(e) = self.state.save(&self.config.monitor.state_file) {
+            tracing::warn!(
+                "cannot save {}: {e} (dedupe and reminders restart from scratch)",
+                self.config.monitor.state_file.display()
+            );
+        }
+        vec![Sent { alert, deliveries }]
     }
 }
 
-/// An event in words for people: what happened, which physical disk (serial, by-id), the
-/// host's verdict with each fix, and the full status.
-/// `before` names a disk that has just vanished (its serial is known only from there).
+/// Events in words for people: what happened (the most severe first), which physical disk
+/// (serial, by-id), the host's verdict with each fix, and the full status. `before` names a
+/// disk that has just vanished (its serial is known only from there).
 pub fn alert_for(
-    e: &Event,
+    events: &[Event],
     report: &HealthReport,
     before: &HealthReport,
     host: &HostIdentity,
     now: u64,
 ) -> Alert {
-    let disk = e.disk.as_deref().and_then(|d| {
+    let mut events: Vec<&Event> = events.iter().collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.severity));
+    let find_disk = |name: &str| {
         report
             .disks
             .iter()
             .chain(before.disks.iter())
-            .find(|x| x.name == d)
-    });
-    let mut detail = format!("{}.\n", e.what);
-    if let Some(member) = &e.member {
-        detail += &format!(
-            "Member {member} is on disk {}",
-            e.disk.as_deref().unwrap_or("(gone)")
-        );
-        if let Some(d) = disk {
+            .find(|x| x.name == name)
+    };
+    let mut detail = String::new();
+    let mut disks_named: Vec<&str> = Vec::new();
+    for e in &events {
+        detail += &format!("{} {}: {}.\n", e.severity.word(), e.name, e.what);
+    }
+    for e in &events {
+        let (Some(member), Some(disk)) = (&e.member, &e.disk) else {
+            continue;
+        };
+        if disks_named.contains(&disk.as_str()) {
+            continue;
+        }
+        disks_named.push(disk);
+        detail += &format!("\n{member} is on disk {disk}");
+        if let Some(d) = find_disk(disk) {
             detail += &format!(
                 ", serial {}{}",
                 d.serial.as_deref().unwrap_or("?"),
@@ -259,14 +274,29 @@ pub fn alert_for(
     }
     detail += "\n";
     detail += &health::render::render(report);
+    let first = events[0];
+    let serial = events
+        .iter()
+        .find_map(|e| e.disk.as_deref().and_then(find_disk))
+        .and_then(|d| d.serial.clone());
+    let more = if events.len() > 1 {
+        format!(" (+{} more)", events.len() - 1)
+    } else {
+        String::new()
+    };
     Alert {
         host: host.hostname.clone(),
-        severity: e.severity,
-        event: e.name.clone(),
-        array: Some(e.array.clone()),
-        member: e.member.clone(),
-        disk_serial: disk.and_then(|d| d.serial.clone()),
-        summary: format!("{} {}: {}", e.severity.word(), e.name, e.what),
+        severity: first.severity,
+        event: first.name.clone(),
+        array: Some(first.array.clone()),
+        member: first.member.clone(),
+        disk_serial: serial,
+        summary: format!(
+            "{} {}: {}{more}",
+            first.severity.word(),
+            first.name,
+            first.what
+        ),
         detail,
         time: now,
     }

@@ -1,7 +1,8 @@
 //! Sleeping until md has news: poll() for POLLPRI on `/proc/mdstat` (md raises it on every md
 //! event: a member failing, added or removed, a sync starting or ending, an array starting or
-//! stopping) and on the md sysfs attributes the kernel notifies (`array_state`, `degraded`,
-//! `sync_action`, each member's `state`). Each file is read once before poll() so the wait
+//! stopping) and on the md sysfs attributes the kernel notifies (`degraded`, `sync_action`,
+//! each member's `state`). Not `array_state`: md notifies it at every active/clean flip, i.e.
+//! after every burst of writes, which would wake the monitor for nothing all day. Each file is read once before poll() so the wait
 //! starts from what was just seen; a change after that read wakes poll at once.
 
 use std::fs::File;
@@ -38,7 +39,7 @@ pub struct Armed {
 }
 
 /// The attributes md notifies, relative to `/sys/block/mdX/md`.
-const ARRAY_ATTRIBUTES: [&str; 3] = ["array_state", "degraded", "sync_action"];
+const ARRAY_ATTRIBUTES: [&str; 2] = ["degraded", "sync_action"];
 
 impl Armed {
     /// Opens `/proc/mdstat` and the notified attributes of every array under `root`

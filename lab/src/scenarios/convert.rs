@@ -233,3 +233,45 @@ pub fn rollback(ctx: &mut Ctx) -> Result<()> {
         vm.shutdown(5 * MIN)
     })
 }
+
+/// A converted xs7-bios pair (both disks, every array in sync, SR created) for scenarios that
+/// start from a mirrored host. The converted disks are cached beside the image, keyed by it:
+/// the first use converts (~7 min under TCG), later uses overlay the cached pair.
+pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
+    let image = ctx.image(PROFILE)?;
+    let key = image
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let cache = ctx.lab.dir.join("images").join(format!("converted-{key}"));
+    let (ca, cb) = (cache.join("disk-a.qcow2"), cache.join("disk-b.qcow2"));
+    if !(ca.exists() && cb.exists()) {
+        let fresh = pair(ctx)?;
+        ctx.phase("convert-once-for-the-cache", |c| {
+            let mut vm = c.boot("original", &fresh.image, &[&fresh.a, &fresh.b])?;
+            start_convert(&mut vm, &fresh.b, "--resync-speed max")?;
+            vm.wait_booted(60 * MIN)?;
+            assert_converted(&mut vm, &fresh.image, &fresh.a)?;
+            vm.shutdown(5 * MIN)
+        })?;
+        let tmp = cache.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        // Disk A is an overlay over the cached image (the backing path is absolute and stays
+        // valid); B is a standalone qcow2.
+        std::fs::copy(&fresh.a.path, tmp.join("disk-a.qcow2"))?;
+        std::fs::copy(&fresh.b.path, tmp.join("disk-b.qcow2"))?;
+        let _ = std::fs::remove_dir_all(&cache);
+        std::fs::rename(&tmp, &cache)?;
+    }
+    let a = ctx.dir.join("converted-a.qcow2");
+    let b = ctx.dir.join("converted-b.qcow2");
+    crate::images::overlay(&ca, "qcow2", &a)?;
+    crate::images::overlay(&cb, "qcow2", &b)?;
+    Ok(Pair {
+        image,
+        a: Disk::new(a, crate::images::SYSTEM_SERIAL, crate::images::SYSTEM_WWN),
+        b: Disk::new(b, "XRLAB-TGT0", 0x5000c500a0000002),
+    })
+}

@@ -11,6 +11,7 @@ mod bench;
 mod convert;
 mod crash;
 mod driver;
+mod monitor;
 mod seeds;
 pub mod xenraid;
 
@@ -83,6 +84,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "issue 4 benchmark: seed-7.6.2 vs xenraid convert, time to full redundancy, bytes, raw bandwidth",
             run: bench::bench,
+        },
+        Scenario {
+            name: "monitor",
+            core: false,
+            about: "monitor on a converted xs7-bios: idle footprint, disk pulled -> mail (real SMTP server) vs mdadm --monitor, xe message, status --check",
+            run: monitor::monitor,
         },
         Scenario {
             name: "seed-6.5",
@@ -161,6 +168,23 @@ impl<'a> Ctx<'a> {
         boot_disk: usize,
         asset_tag: Option<&str>,
     ) -> Result<Vm> {
+        self.boot_machine(name, image, disks, boot_disk, asset_tag, false)
+    }
+
+    /// Like `boot`, with QEMU user networking (the host's loopback is 10.0.2.2 in the guest).
+    pub fn boot_networked(&self, name: &str, image: &Image, disks: &[&Disk]) -> Result<Vm> {
+        self.boot_machine(name, image, disks, 0, None, true)
+    }
+
+    fn boot_machine(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        boot_disk: usize,
+        asset_tag: Option<&str>,
+        user_net: bool,
+    ) -> Result<Vm> {
         let vars = self.dir.join("uefi-vars.fd");
         let uefi_vars = if image.is_uefi() {
             if !vars.exists() {
@@ -179,6 +203,7 @@ impl<'a> Ctx<'a> {
             boot_disk,
             memory_mb: 1536,
             asset_tag: asset_tag.map(str::to_string),
+            user_net,
         })?;
         // long enough for a resume unit finishing a conversion within the boot
         let took = vm.wait_booted(Duration::from_secs(1800))?;
