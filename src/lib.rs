@@ -8,4 +8,6 @@ pub mod convert;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod metrics;
 pub mod plan;
+pub mod scrub;

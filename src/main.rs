@@ -8,7 +8,9 @@ use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
+mod metrics_cmd;
 mod run_cmd;
+mod scrub_cmd;
 
 use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
 use xenraid::plan::{build_plan, Intent, SrChoice};
@@ -117,6 +119,13 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Resume(args) => run_cmd::resume(args),
         Commands::Rollback(args) => run_cmd::rollback(args),
         Commands::Status(args) => Ok(status(cli, args)?),
+        Commands::Metrics(args) => metrics_cmd::metrics(cli.root.clone(), args),
+        Commands::Scrub(args) => {
+            if cli.root.is_some() {
+                anyhow::bail!("scrub works on the live host only (--root reads a captured tree)");
+            }
+            scrub_cmd::scrub(args)
+        }
     }
 }
 
