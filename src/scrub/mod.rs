@@ -119,6 +119,11 @@ pub struct ScrubProgress {
     pub speed_kib: Option<u64>,
 }
 
+enum Checked {
+    Done(ArrayScrub),
+    NotStarted(String),
+}
+
 /// Everything a scrub touches.
 pub struct Scrubber<'a> {
     pub src: &'a dyn HostSource,
@@ -160,8 +165,13 @@ impl Scrubber<'_> {
                 outcome.not_reached.push(a.device.clone());
                 continue;
             }
-            let done = self.check_array(&a, &mut state, options, progress)?;
-            outcome.arrays.push(done);
+            match self.check_array(&a, &mut state, options, progress)? {
+                Checked::Done(done) => outcome.arrays.push(done),
+                Checked::NotStarted(why) => outcome.skipped.push(Skipped {
+                    device: a.device.clone(),
+                    why,
+                }),
+            }
         }
         Ok(outcome)
     }
@@ -200,13 +210,15 @@ impl Scrubber<'_> {
         state: &mut ScrubState,
         options: &ScrubOptions,
         progress: &mut dyn FnMut(&ScrubProgress),
-    ) -> Result<ArrayScrub, ScrubError> {
+    ) -> Result<Checked, ScrubError> {
         let md = format!("/sys/block/{}/md", a.device);
-        // A check covers each member's data area: component_size (KiB) in sectors.
-        let total = self
+        // A check covers each member's data area: component_size (KiB) in sectors (the
+        // kernel's own figure replaces it once sync_completed shows one: raid10 differs).
+        let size = self
             .number(&format!("{md}/component_size"))
             .map(|k| k * 2)
             .unwrap_or(a.size_bytes / 512);
+        let mut total = size;
         // md wants sync_min on a chunk boundary for striped levels (chunk_size is in bytes).
         let chunk = self
             .number(&format!("{md}/chunk_size"))
@@ -214,21 +226,29 @@ impl Scrubber<'_> {
             .filter(|c| *c > 0)
             .unwrap_or(1);
         let entry = state.arrays.entry(key(a)).or_default();
-        if entry.total_sectors != total || entry.next_sector >= total {
+        // A resized array starts a fresh pass.
+        if entry.total_sectors != size {
             entry.next_sector = 0;
             entry.pass_mismatch_sectors = 0;
         }
         entry.device = a.device.clone();
-        entry.total_sectors = total;
+        entry.total_sectors = size;
         let from = entry.next_sector / chunk * chunk;
         if from == 0 {
             entry.pass_mismatch_sectors = 0;
             entry.pass_started = Some(self.clock.now_unix());
         }
         tracing::info!("{}: check from sector {from} of {total}", a.device);
-        self.write(&format!("{md}/sync_max"), "max")?;
-        self.write(&format!("{md}/sync_min"), &from.to_string())?;
-        self.write(&format!("{md}/sync_action"), "check")?;
+        // md refuses these while another sync starts on the array (EBUSY): skip it then.
+        let started = self
+            .write(&format!("{md}/sync_max"), "max")
+            .and_then(|()| self.write(&format!("{md}/sync_min"), &from.to_string()))
+            .and_then(|()| self.write(&format!("{md}/sync_action"), "check"));
+        if let Err(err) = started {
+            return Ok(Checked::NotStarted(format!(
+                "could not start the check: {err}"
+            )));
+        }
         self.store.save(state)?;
 
         let mut reached = from;
@@ -245,10 +265,13 @@ impl Scrubber<'_> {
                 None => options.poll,
             };
             self.clock.sleep(wait);
-            if let Some((done, _)) = self
+            if let Some((done, kernel_total)) = self
                 .read(&format!("{md}/sync_completed"))
                 .and_then(|t| parse_sync_completed(&t))
             {
+                if kernel_total > 0 {
+                    total = kernel_total;
+                }
                 reached = reached.max(done);
                 progress(&ScrubProgress {
                     device: a.device.clone(),
@@ -314,7 +337,7 @@ impl Scrubber<'_> {
             }
         }
         self.store.save(state)?;
-        Ok(result)
+        Ok(Checked::Done(result))
     }
 
     /// After `idle`: md reports idle once the check thread has wound down.

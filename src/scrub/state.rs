@@ -42,7 +42,8 @@ pub struct ArrayCheckpoint {
     pub device: String,
     /// Where the next check starts (sectors); 0 = a fresh pass.
     pub next_sector: u64,
-    /// Sectors one pass covers; a different size (the array grew) starts a fresh pass.
+    /// The members' size (component_size, in sectors); a different one (the array grew)
+    /// starts a fresh pass.
     pub total_sectors: u64,
     /// Mismatches found by the earlier parts of the pass in progress (md counts per run).
     #[serde(default)]
