@@ -304,7 +304,9 @@ mod tests {
         let text = render(&report, &MetricsOptions::default());
         assert!(text.contains("# TYPE node_md_state gauge\n"));
         assert!(text.contains("xenraid_health_severity 3\n"));
-        assert!(!text.contains("xenraid_last_alert_timestamp_seconds "));
+        assert!(!text
+            .lines()
+            .any(|l| l.starts_with("xenraid_last_alert_timestamp_seconds")));
         let text = render(
             &report,
             &MetricsOptions {
