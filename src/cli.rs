@@ -55,6 +55,12 @@ pub enum Commands {
     Event(EventArgs),
     /// Send a test alert through every configured channel; fails on any channel that fails.
     AlertTest(AlertTestArgs),
+    /// The health as Prometheus metrics (node_exporter's md names plus xenraid_*): printed,
+    /// written as a node_exporter textfile, or served on /metrics.
+    Metrics(MetricsArgs),
+    /// md `check` of every redundant array, one at a time, resumed from a checkpoint so a long
+    /// check spreads over several runs. Exit 1 (WARNING) when mismatches were found.
+    Scrub(ScrubArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +95,41 @@ pub struct EventArgs {
 pub struct AlertTestArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write node_exporter's textfile atomically (default path when PATH is left out).
+    #[arg(long, value_name = "PATH", num_args = 0..=1,
+          default_missing_value = xenraid::metrics::DEFAULT_TEXTFILE, conflicts_with = "listen")]
+    pub textfile: Option<PathBuf>,
+    /// Serve GET /metrics on ADDR (default 127.0.0.1:9747), computed at every scrape.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = xenraid::metrics::DEFAULT_LISTEN)]
+    pub listen: Option<String>,
+    /// Let --listen take a non-loopback address (the metrics name disks and serials).
+    #[arg(long, requires = "listen")]
+    pub allow_remote: bool,
+    /// Leave out node_md_* (when node_exporter's own mdadm collector already exports them).
+    #[arg(long)]
+    pub no_node_md: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScrubArgs {
+    /// Stop after this long (4h, 90m, 1h30m); the next run continues where this one stopped.
+    #[arg(long, value_name = "DURATION", value_parser = xenraid::scrub::sysfs::parse_duration)]
+    pub budget: Option<std::time::Duration>,
+    /// Only this array (md127, /dev/md127 or md/NAME); repeat for more. Default: every
+    /// redundant array.
+    #[arg(long = "array", value_name = "ARRAY")]
+    pub arrays: Vec<String>,
+    /// The checkpoint file.
+    #[arg(long, value_name = "PATH", default_value = xenraid::scrub::state::DEFAULT_STATE)]
+    pub state: PathBuf,
+    /// Machine-readable JSON outcome on stdout (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
 }

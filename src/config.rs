@@ -158,8 +158,11 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
-    /// node_exporter textfile collector file, rewritten atomically on every change.
+    /// node_exporter textfile collector file, rewritten atomically at every look.
     pub textfile: Option<PathBuf>,
+    /// Leave out node_md_* (node_exporter's own mdadm collector already exports them).
+    #[serde(default)]
+    pub skip_node_md: bool,
 }
 
 impl Config {

@@ -9,6 +9,8 @@ pub mod convert;
 pub mod exec;
 pub mod health;
 pub mod host;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod plan;
+pub mod scrub;

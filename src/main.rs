@@ -8,8 +8,10 @@ use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod cli;
+mod metrics_cmd;
 mod monitor_cmd;
 mod run_cmd;
+mod scrub_cmd;
 
 use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
 use xenraid::plan::{build_plan, Intent, SrChoice};
@@ -121,6 +123,13 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         Commands::Monitor(args) => monitor_cmd::monitor(&cli.root, args),
         Commands::Event(args) => monitor_cmd::event(&cli.root, args),
         Commands::AlertTest(args) => monitor_cmd::alert_test(&cli.root, args),
+        Commands::Metrics(args) => metrics_cmd::metrics(cli.root.clone(), args),
+        Commands::Scrub(args) => {
+            if cli.root.is_some() {
+                anyhow::bail!("scrub works on the live host only (--root reads a captured tree)");
+            }
+            scrub_cmd::scrub(args)
+        }
     }
 }
 

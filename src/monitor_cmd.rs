@@ -85,6 +85,7 @@ pub fn monitor(root: &Option<PathBuf>, args: &MonitorArgs) -> anyhow::Result<i32
     loop {
         let armed = Armed::arm(&root_dir)?;
         print_sent(&monitor.tick(now()), args.json);
+        write_metrics(&config, &monitor);
         if args.once {
             return Ok(EXIT_OK);
         }
@@ -95,6 +96,22 @@ pub fn monitor(root: &Option<PathBuf>, args: &MonitorArgs) -> anyhow::Result<i32
             // burst is over, so it becomes one alert.
             std::thread::sleep(SETTLE);
         }
+    }
+}
+
+/// node_exporter's textfile, rewritten at every look (the file is how Prometheus sees the
+/// failed member within one scrape).
+fn write_metrics(config: &Config, monitor: &Monitor) {
+    let Some(path) = &config.metrics.textfile else {
+        return;
+    };
+    let options = xenraid::metrics::MetricsOptions {
+        last_alert_unix: monitor.state.last_alert,
+        skip_node_md: config.metrics.skip_node_md,
+    };
+    let text = xenraid::metrics::render(&monitor.last, &options);
+    if let Err(e) = xenraid::metrics::textfile::write_textfile(path, &text) {
+        tracing::warn!("metrics textfile {}: {e}", path.display());
     }
 }
 

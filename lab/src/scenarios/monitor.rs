@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const MIN: Duration = Duration::from_secs(60);
 const RCPT: &str = "ops@lab.example";
+const PROM: &str = "/var/lib/node_exporter/textfile_collector/xenraid.prom";
 
 /// aiosmtpd on 127.0.0.1, saving every message with its arrival time.
 struct MailServer {
@@ -122,7 +123,7 @@ timeout 10 bash -c 'exec 3<>/dev/tcp/10.0.2.2/PORT && head -c 3 <&3'
 
 fn config(port: u16) -> String {
     format!(
-        "[alert.mail]\nto = [\"{RCPT}\"]\nsmtp = \"10.0.2.2:{port}\"\n\n[alert.xapi]\n\n[monitor]\nreminder = \"24h\"\n"
+        "[alert.mail]\nto = [\"{RCPT}\"]\nsmtp = \"10.0.2.2:{port}\"\n\n[alert.xapi]\n\n[monitor]\nreminder = \"24h\"\n\n[metrics]\ntextfile = \"{PROM}\"\n"
     )
 }
 
@@ -142,6 +143,7 @@ pub fn monitor(ctx: &mut Ctx) -> Result<()> {
         vm.run(&NET_UP.replace("PORT", &port.to_string()), MIN)
             .context("the guest cannot reach the host's SMTP server")?;
         vm.put_text("/etc/xenraid/xenraid.toml", &config(port))?;
+        vm.run(&format!("mkdir -p $(dirname {PROM})"), MIN)?;
         vm.copy_in(
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/xenraid-monitor.service"),
             "/etc/systemd/system/xenraid-monitor.service",
@@ -214,6 +216,16 @@ echo "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status) $((b - a))""#,
         let check = vm.run_status(&format!("{GUEST_BIN} status --check"), MIN)?;
         ensure!(check.status == 2, "status --check exited {}: {}", check.status, check.stdout);
         println!("MONITOR status --check: {}", check.stdout.trim());
+        let prom = vm.run(&format!("cat {PROM}"), MIN)?.stdout;
+        let degraded: Vec<&str> = prom
+            .lines()
+            .filter(|l| l.starts_with("xenraid_md_degraded{") && l.ends_with(" 1"))
+            .collect();
+        ensure!(degraded.len() == 5, "the metrics must show every array one member short:\n{prom}");
+        ensure!(
+            prom.lines().any(|l| l.starts_with("xenraid_health_severity") && l.ends_with(" 2")),
+            "severity metric:\n{prom}"
+        );
         let all = mail.messages().iter().filter(|(t, at)| *at >= pulled && t.contains("X-Xenraid-Event:")).count();
         println!("MONITOR xenraid mails for the pull: {all}");
         ensure!(rss_kib <= 4096, "monitor RSS {rss_kib} KiB over issue 6's 4 MiB");
