@@ -14,7 +14,7 @@ pub const EXIT_REFUSED: i32 = 3;
     name = "xenraid",
     version,
     about = "Move a running single-disk XenServer / XCP-ng host onto Linux software RAID1",
-    after_help = "Exit status: 0 ok, 1 runtime error, 2 usage error, 3 preflight refused the plan."
+    after_help = "Exit status: 0 ok, 1 runtime error, 2 usage error, 3 preflight refused the plan, 4 a doctor check failed."
 )]
 pub struct Cli {
     /// Read a captured host tree (see tests/fixtures/capture.sh) instead of the live host.
@@ -47,6 +47,21 @@ pub enum Commands {
     /// Every array (members by disk serial, sync progress, bitmap, mismatches) and every disk
     /// under them (what it serves, whether it can boot).
     Status(StatusArgs),
+    /// Check the invariants that keep a mirrored host bootable (mdadm.conf, initramfs, dracut
+    /// conf, boot loader on every member disk, fstab, labels, bitmaps, monitor); --fix repairs
+    /// what is safe. Exit 4 when a check fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Repair what is safe (initramfs, boot code, bitmaps, config files, ESP copies), say what
+    /// was done, and check again.
+    #[arg(long)]
+    pub fix: bool,
+    /// Machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

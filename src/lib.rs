@@ -5,6 +5,7 @@
 //! user's intent into a `Plan` (pure, no I/O), `exec` runs commands.
 
 pub mod convert;
+pub mod doctor;
 pub mod exec;
 pub mod health;
 pub mod host;
