@@ -684,3 +684,38 @@ fn alert_channel(facts: &DoctorFacts) -> Check {
         .with_fix(fix),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dracut_conf_settings_in_any_spelling() {
+        assert!(dracut_conf_problems(crate::plan::edits::DRACUT_CONF).is_empty());
+        assert!(dracut_conf_problems(
+            "add_dracutmodules+=\" lvm mdraid \"\nadd_drivers += \"raid1 raid10\"\nmdadmconf=yes\n"
+        )
+        .is_empty());
+        assert_eq!(
+            dracut_conf_problems("# add_dracutmodules+=\" mdraid \"\nadd_drivers+=\" raid10 \"\n"),
+            [
+                "the mdraid module is not added",
+                "the raid1 driver is not added",
+                "mdadmconf=\"yes\" is not set"
+            ]
+        );
+    }
+
+    #[test]
+    fn esp_trees_differ_by_content_missing_and_extra_files() {
+        let a: BTreeMap<String, (u64, u64)> =
+            [("a".to_string(), (1, 1)), ("b".to_string(), (1, 2))].into();
+        let b: BTreeMap<String, (u64, u64)> =
+            [("a".to_string(), (1, 9)), ("c".to_string(), (1, 2))].into();
+        assert_eq!(
+            tree_difference(&a, &b),
+            ["a differs", "b missing", "c extra"]
+        );
+        assert!(tree_difference(&a, &a).is_empty());
+    }
+}

@@ -624,3 +624,34 @@ fn monitor(src: &dyn HostSource) -> (MonitorState, bool) {
     };
     (state, installed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_spellings_normalise_to_mdadms() {
+        let want = Some("51e0ec88:5f2559f9:464c1ba9:2824d939".to_string());
+        assert_eq!(normalize_uuid("51e0ec88-5f25-59f9-464c-1ba92824d939"), want);
+        assert_eq!(
+            normalize_uuid("51E0EC88:5F2559F9:464C1BA9:2824D939\n"),
+            want
+        );
+        assert_eq!(normalize_uuid("51e0ec885f2559f9464c1ba92824d939"), want);
+        assert_eq!(normalize_uuid("51e0ec88:5f2559f9:464c1ba9"), None);
+        assert_eq!(normalize_uuid("zze0ec88-5f25-59f9-464c-1ba92824d939"), None);
+    }
+
+    #[test]
+    fn sysfs_uuid_of_090_arrays_has_each_word_reversed() {
+        // Captured from one real 0.90 array: sysfs `uuid` and mdadm's `md-uuid-` link.
+        assert_eq!(
+            sysfs_uuid_to_mdadm("b9c79a7b-6430-ef74-c5fe-0200d1c7a513", Some("0.90")).as_deref(),
+            Some("7b9ac7b9:74ef3064:0002fec5:13a5c7d1")
+        );
+        assert_eq!(
+            sysfs_uuid_to_mdadm("51e0ec88-5f25-59f9-464c-1ba92824d939", Some("1.2")).as_deref(),
+            Some("51e0ec88:5f2559f9:464c1ba9:2824d939")
+        );
+    }
+}
