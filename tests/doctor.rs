@@ -178,7 +178,7 @@ fn healthy() -> (tempfile::TempDir, PathBuf) {
     head[..440].copy_from_slice(&grub[..440]);
     fs::write(root.join("dev/sdb"), head).unwrap();
     set_gpt_type(&root, "sdb", 18, GPT_BIOS_BOOT_BYTES);
-    write(&root, "/dev/sdb18", grub[512..1024].to_vec());
+    write(&root, "/dev/sdb18", &grub[512..1024]);
     (dir, root)
 }
 
@@ -641,4 +641,63 @@ fn conf_uuids_are_normalised() {
         checks::conf_uuids("ARRAY /dev/md0 metadata=1.2 UUID=51E0EC88:5f2559f9:464c1ba9:2824d939\n# ARRAY /dev/md9 UUID=00000000:00000000:00000000:00000001\n"),
         ["51e0ec88:5f2559f9:464c1ba9:2824d939"]
     );
+}
+
+#[test]
+fn root_on_a_partition_of_a_whole_disk_array_counts_as_mirrored() {
+    // XCP-ng's installer RAID: / on md127p1.
+    let (_dir, root) = healthy();
+    write(
+        &root,
+        "/proc/self/mountinfo",
+        "22 1 259:1 / / rw,relatime shared:1 - ext4 /dev/md127p1 rw\n",
+    );
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(
+        (c.status, c.subject.as_deref()),
+        (Status::Pass, Some("sdb"))
+    );
+}
+
+#[test]
+fn cli_prints_one_line_per_check_and_exits_4_on_a_failure() {
+    let (_dir, root) = healthy();
+    let ok = assert_cmd::Command::cargo_bin("xenraid")
+        .unwrap()
+        .args(["--root", root.to_str().unwrap(), "doctor"])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PASS mdadm-conf /etc/mdadm.conf — all 8 arrays")),
+        "{text}"
+    );
+    fs::remove_file(root.join("sys/block/md120/md/bitmap/location")).unwrap();
+    let failed = assert_cmd::Command::cargo_bin("xenraid")
+        .unwrap()
+        .args(["--root", root.to_str().unwrap(), "doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(EXIT_CHECK_FAILED));
+    let json: serde_json::Value = serde_json::from_slice(&failed.stdout).unwrap();
+    let bitmap = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bitmap")
+        .unwrap();
+    assert_eq!(bitmap["status"], "FAIL");
+    assert_eq!(
+        json["fixes"][0]["steps"][0]["argv"],
+        serde_json::json!(["mdadm", "--grow", "--bitmap=internal", "/dev/md120"])
+    );
+    let refused = assert_cmd::Command::cargo_bin("xenraid")
+        .unwrap()
+        .args(["--root", root.to_str().unwrap(), "doctor", "--fix"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
 }

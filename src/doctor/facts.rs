@@ -336,11 +336,21 @@ fn boot_arrays(host: &HostFacts) -> Vec<String> {
                 .iter()
                 .find(|a| a.dev.as_deref() == Some(dev.as_str()))
                 .map(|a| a.name.clone())
+                .or_else(|| partitioned_array(&m.source, host))
         })
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// XCP-ng's installer RAID: `/` on a partition of a whole-disk array (`/dev/md127p1`).
+fn partitioned_array(source: &str, host: &HostFacts) -> Option<String> {
+    let name = source.strip_prefix("/dev/")?;
+    let (array, part) = name.rsplit_once('p')?;
+    let is_partition = !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+    (is_partition && array.starts_with("md") && host.arrays.iter().any(|a| a.name == array))
+        .then(|| array.to_string())
 }
 
 fn boot_disks(
