@@ -701,3 +701,26 @@ fn cli_prints_one_line_per_check_and_exits_4_on_a_failure() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
 }
+
+#[test]
+fn xenserver_fallback_links_are_judged_and_rebuilt_once_by_their_real_name() {
+    let (_dir, root) = healthy();
+    let boot = root.join("boot");
+    std::os::unix::fs::symlink(format!("vmlinuz-{KVER}"), boot.join("vmlinuz-fallback")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("initrd-{KVER}.img"),
+        boot.join("initrd-fallback.img"),
+    )
+    .unwrap();
+    write(&root, INITRD, initrd(None, true));
+    let r = report(&root);
+    let images: Vec<_> = r.checks.iter().filter(|c| c.name == "initramfs").collect();
+    assert_eq!(images.len(), 1, "{images:#?}");
+    assert_eq!(images[0].subject.as_deref(), Some(INITRD));
+    assert_eq!(
+        argvs(&r),
+        [format!(
+            "dracut --force --mdadmconf --add mdraid --add-drivers raid1 {INITRD} {KVER}"
+        )]
+    );
+}

@@ -107,7 +107,12 @@ fn list(items: &[(String, String)]) -> String {
 fn mdadm_conf(facts: &DoctorFacts) -> Check {
     const NAME: &str = "mdadm-conf";
     if facts.arrays.is_empty() {
-        return check(NAME, None, Status::Warn, "no md arrays are running".into());
+        let seen = if facts.md_loaded {
+            "no md arrays are running"
+        } else {
+            "the md driver is not loaded (no /proc/mdstat): no arrays"
+        };
+        return check(NAME, None, Status::Warn, seen.into());
     }
     let unknown: Vec<&str> = facts
         .arrays
@@ -377,6 +382,17 @@ fn bootloader(facts: &DoctorFacts) -> Vec<Check> {
             None,
             Status::Warn,
             "neither / nor /boot is on an md array: nothing mirrored to boot from".into(),
+        )];
+    }
+    if facts.boot_disks.is_empty() {
+        return vec![check(
+            NAME,
+            None,
+            Status::Warn,
+            format!(
+                "the disks under {} could not be found in sysfs",
+                facts.boot_arrays.join(", ")
+            ),
         )];
     }
     facts

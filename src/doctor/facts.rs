@@ -164,6 +164,13 @@ pub fn sysfs_uuid_to_mdadm(sysfs: &str, metadata: Option<&str>) -> Option<String
 /// Reads a file following symlinks inside the source's tree (a captured tree's absolute
 /// links point into the tree, not at the machine running the tests).
 pub fn read_following_links(src: &dyn HostSource, path: &str) -> Option<(String, String)> {
+    let current = resolve_links(src, path);
+    let text = src.read_to_string(&current).ok()?;
+    Some((current, text))
+}
+
+/// Where a chain of symlinks leads, inside the source's tree (at most 8 hops).
+pub fn resolve_links(src: &dyn HostSource, path: &str) -> String {
     let mut current = path.to_string();
     for _ in 0..8 {
         match src.read_link(&current) {
@@ -175,8 +182,7 @@ pub fn read_following_links(src: &dyn HostSource, path: &str) -> Option<(String,
             Err(_) => break,
         }
     }
-    let text = src.read_to_string(&current).ok()?;
-    Some((current, text))
+    current
 }
 
 pub fn gather(src: &dyn HostSource) -> Result<DoctorFacts, DoctorError> {
@@ -277,10 +283,13 @@ fn uuid_from_links(src: &dyn HostSource, device: &str) -> Option<String> {
 /// exists for it: XenServer's `initrd-KVER.img`, dracut's `initramfs-KVER.img`, Debian's
 /// `initrd.img-KVER`.
 fn read_images(src: &dyn HostSource, running: Option<&str>) -> Vec<InitramfsImage> {
+    // XenServer's `vmlinuz-fallback` and `vmlinuz-4.19-xen` are links to a real kernel (and
+    // their initrds to its initrd): each image is judged, and rebuilt, once by its real name.
     let mut kernels: Vec<String> = src
         .list_dir("/boot")
         .unwrap_or_default()
         .into_iter()
+        .filter(|n| src.read_link(&format!("/boot/{n}")).is_err())
         .filter_map(|n| n.strip_prefix("vmlinuz-").map(str::to_string))
         .collect();
     if let Some(r) = running {
@@ -308,14 +317,13 @@ fn read_images(src: &dyn HostSource, running: Option<&str>) -> Vec<InitramfsImag
             }
             continue;
         };
-        let contents = read_following_links(src, path)
-            .map(|(p, _)| p)
-            .or(Some(path.clone()))
-            .ok_or_else(|| "unreadable".to_string())
-            .and_then(|p| src.open_stream(&p).map_err(|e| e.to_string()))
+        let path = resolve_links(src, path);
+        let contents = src
+            .open_stream(&path)
+            .map_err(|e| e.to_string())
             .and_then(|stream| initramfs::scan(stream).map_err(|e| e.to_string()));
         images.push(InitramfsImage {
-            path: path.clone(),
+            path,
             kernel,
             running: is_running,
             contents,

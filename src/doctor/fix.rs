@@ -267,8 +267,7 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
             }],
         ));
     }
-    for c in failed(checks, "bitmap") {
-        let _ = c;
+    if failed(checks, "bitmap").next().is_some() {
         for a in &facts.arrays {
             if checks::REDUNDANT_LEVELS.contains(&a.health.level.as_str())
                 && a.health.bitmap.is_none()
