@@ -14,7 +14,7 @@ pub const EXIT_REFUSED: i32 = 3;
     name = "xenraid",
     version,
     about = "Move a running single-disk XenServer / XCP-ng host onto Linux software RAID1",
-    after_help = "Exit status: 0 ok, 1 runtime error, 2 usage error, 3 preflight refused the plan."
+    after_help = "Exit status: 0 ok, 1 runtime error, 2 usage error, 3 preflight refused the plan, 4 a doctor check failed."
 )]
 pub struct Cli {
     /// Read a captured host tree (see tests/fixtures/capture.sh) instead of the live host.
@@ -61,6 +61,10 @@ pub enum Commands {
     /// md `check` of every redundant array, one at a time, resumed from a checkpoint so a long
     /// check spreads over several runs. Exit 1 (WARNING) when mismatches were found.
     Scrub(ScrubArgs),
+    /// Check the invariants that keep a mirrored host bootable (mdadm.conf, initramfs, dracut
+    /// conf, boot loader on every member disk, fstab, labels, bitmaps, monitor); --fix repairs
+    /// what is safe. Exit 4 when a check fails.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +134,17 @@ pub struct ScrubArgs {
     #[arg(long, value_name = "PATH", default_value = xenraid::scrub::state::DEFAULT_STATE)]
     pub state: PathBuf,
     /// Machine-readable JSON outcome on stdout (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Repair what is safe (initramfs, boot code, bitmaps, config files, ESP copies), say what
+    /// was done, and check again.
+    #[arg(long)]
+    pub fix: bool,
+    /// Machine-readable JSON.
     #[arg(long)]
     pub json: bool,
 }

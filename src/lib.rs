@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod doctor;
 pub mod exec;
 pub mod health;
 pub mod host;

@@ -85,6 +85,25 @@ fn status(cli: &Cli, args: &cli::StatusArgs) -> anyhow::Result<i32> {
     })
 }
 
+fn doctor(cli: &Cli, args: &cli::DoctorArgs) -> anyhow::Result<i32> {
+    let report = match (&cli.root, args.fix) {
+        (Some(_), true) => anyhow::bail!("doctor --fix works on the live host only"),
+        (Some(root), false) => xenraid::doctor::examine(&RootedSource::captured(root))?,
+        (None, false) => xenraid::doctor::examine(&RootedSource::live())?,
+        (None, true) => xenraid::doctor::examine_and_fix(
+            &RootedSource::live(),
+            &xenraid::exec::RealRunner,
+            std::path::Path::new("/"),
+        )?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", xenraid::doctor::render::render(&report));
+    }
+    Ok(report.exit_code())
+}
+
 fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Commands::Inspect(args) => {
@@ -130,6 +149,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             }
             scrub_cmd::scrub(args)
         }
+        Commands::Doctor(args) => doctor(cli, args),
     }
 }
 

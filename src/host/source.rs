@@ -30,6 +30,14 @@ pub trait HostSource {
     fn settled_facts(&self) -> Option<super::facts::HostFacts> {
         None
     }
+    /// A whole file as a stream (an initramfs image is read this way, never held at once).
+    fn open_stream(&self, path: &str) -> io::Result<Box<dyn Read + '_>> {
+        let _ = path;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this source cannot stream files",
+        ))
+    }
 }
 
 /// Where a range starts: bytes from the start, or bytes before the end.
@@ -157,6 +165,10 @@ impl<R: Runner> HostSource for RootedSource<R> {
 
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         self.runner.run(command)
+    }
+
+    fn open_stream(&self, path: &str) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(std::fs::File::open(self.path(path))?))
     }
 }
 
