@@ -30,6 +30,19 @@ pub struct Image {
 }
 
 impl Image {
+    /// An image kept outside the cache (a crash recording keeps the one it was made on).
+    pub fn load(profile: &str, dir: &Path) -> Result<Image> {
+        let facts = parse_env(
+            &fs::read_to_string(dir.join("facts.env"))
+                .with_context(|| format!("no image in {}", dir.display()))?,
+        );
+        Ok(Image {
+            profile: profile.to_string(),
+            dir: dir.to_path_buf(),
+            facts,
+        })
+    }
+
     pub fn disk(&self) -> PathBuf {
         self.dir.join("disk.raw")
     }

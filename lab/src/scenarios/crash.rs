@@ -60,16 +60,22 @@ struct Replay {
 }
 
 pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
-    let p = ctx.phase("image", |c| pair(c))?;
     // A recording outlives its run directory's replays: replay it again (or the boundaries
-    // a stopped run did not reach) without converting once more.
-    let boundaries = match std::env::var_os("XENRAID_LAB_REPLAY_FROM") {
+    // a stopped run did not reach) without converting once more. It keeps the image it was
+    // made on, so a later change of the image recipe does not pull its disks' backing away.
+    let (p, boundaries): (Pair, Vec<Boundary>) = match std::env::var_os("XENRAID_LAB_REPLAY_FROM") {
         Some(dir) => {
-            let manifest = PathBuf::from(dir).join(MANIFEST);
-            serde_json::from_str(&std::fs::read_to_string(&manifest)?)
-                .with_context(|| format!("reading {}", manifest.display()))?
+            let dir = PathBuf::from(dir);
+            let manifest = dir.join(MANIFEST);
+            let boundaries = serde_json::from_str(&std::fs::read_to_string(&manifest)?)
+                .with_context(|| format!("reading {}", manifest.display()))?;
+            (recorded_pair(&dir)?, boundaries)
         }
-        None => ctx.phase("record", |c| record(c, &p))?,
+        None => {
+            let p = ctx.phase("image", |c| pair(c).and_then(|p| keep_image(&c.dir, p)))?;
+            let boundaries = ctx.phase("record", |c| record(c, &p))?;
+            (p, boundaries)
+        }
     };
     let only: Option<Vec<String>> = std::env::var("XENRAID_LAB_CRASH_AT")
         .ok()
@@ -140,6 +146,47 @@ pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
         .collect();
     ensure!(failed.is_empty(), "crash matrix failures: {failed:?}");
     Ok(())
+}
+
+/// Copies the image into the run directory and points disk A at the copy.
+fn keep_image(dir: &std::path::Path, p: Pair) -> Result<Pair> {
+    let kept = dir.join("image");
+    let status = std::process::Command::new("cp")
+        .args(["-a", "--sparse=always"])
+        .arg(&p.image.dir)
+        .arg(&kept)
+        .status()?;
+    ensure!(
+        status.success(),
+        "copying the image into {}",
+        kept.display()
+    );
+    crate::images::qemu_img(&[
+        "rebase",
+        "-u",
+        "-F",
+        "raw",
+        "-b",
+        &kept.join("disk.raw").display().to_string(),
+        &p.a.path.display().to_string(),
+    ])?;
+    Ok(Pair {
+        image: crate::images::Image::load(&p.image.profile, &kept)?,
+        ..p
+    })
+}
+
+/// The pair a kept recording was made with (its disks and its own copy of the image).
+fn recorded_pair(dir: &std::path::Path) -> Result<Pair> {
+    Ok(Pair {
+        image: crate::images::Image::load("xs7-bios", &dir.join("image"))?,
+        a: Disk::new(
+            dir.join("disk-a.qcow2"),
+            crate::images::SYSTEM_SERIAL,
+            crate::images::SYSTEM_WWN,
+        ),
+        b: Disk::new(dir.join("disk-b.qcow2"), "XRLAB-TGT0", 0x5000c500a0000002),
+    })
 }
 
 /// VMs at once: one per two cores (TCG keeps a core busy per guest, the host needs the rest);
