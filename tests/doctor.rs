@@ -158,7 +158,7 @@ fn healthy() -> (tempfile::TempDir, PathBuf) {
     write(
         &root,
         "/etc/xenraid/xenraid.toml",
-        "[alert.mail]\nto = \"root\"\n",
+        "[alert.mail]\nto = [\"root@localhost\"]\n",
     );
     write(
         &root,
@@ -530,6 +530,15 @@ fn a_stopped_monitor_fails_and_no_alert_section_fails() {
         argvs(&r),
         ["systemctl enable --now xenraid-monitor.service"]
     );
+    // A config the monitor would refuse is a failure naming the key.
+    write(
+        &root,
+        "/etc/xenraid/xenraid.toml",
+        "[alert.mail]\nto = [\"ops\"]\n",
+    );
+    let a = find(&report(&root), "alert-channel").clone();
+    assert_eq!(a.status, Status::Fail);
+    assert!(a.seen.contains("not a mail address"), "{}", a.seen);
 }
 
 #[test]

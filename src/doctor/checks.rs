@@ -685,19 +685,38 @@ fn alert_channel(facts: &DoctorFacts) -> Check {
             "missing: nobody hears of a failed disk".into(),
         )
         .with_fix(fix),
-        Some(text) if text.contains("[alert") => check(
-            NAME,
-            Some(CONFIG_PATH),
-            Status::Pass,
-            "an [alert…] section is configured".into(),
-        ),
-        Some(_) => check(
-            NAME,
-            Some(CONFIG_PATH),
-            Status::Fail,
-            "no [alert…] section".into(),
-        )
-        .with_fix(fix),
+        Some(text) => match crate::config::Config::parse(text, std::path::Path::new(CONFIG_PATH)) {
+            Err(e) => check(NAME, Some(CONFIG_PATH), Status::Fail, e.to_string())
+                .with_fix(format!("correct {CONFIG_PATH}, then `xenraid alert-test`")),
+            Ok(config) if config.alert.any() => {
+                let mut channels = Vec::new();
+                if config.alert.mail.is_some() {
+                    channels.push("mail");
+                }
+                if config.alert.xapi.as_ref().is_some_and(|x| x.enabled) {
+                    channels.push("xapi");
+                }
+                if config.alert.webhook.is_some() {
+                    channels.push("webhook");
+                }
+                check(
+                    NAME,
+                    Some(CONFIG_PATH),
+                    Status::Pass,
+                    format!(
+                        "alerts go to {} (`xenraid alert-test` sends a test through each)",
+                        channels.join(", ")
+                    ),
+                )
+            }
+            Ok(_) => check(
+                NAME,
+                Some(CONFIG_PATH),
+                Status::Fail,
+                "no alert channel configured: alerts reach the journal only".into(),
+            )
+            .with_fix(fix),
+        },
     }
 }
 
