@@ -364,3 +364,47 @@ fn the_webhook_posts_the_alert_as_json_and_a_non_2xx_is_an_error() {
     server.join().unwrap();
     assert!(err.contains("500"), "{err}");
 }
+
+/// Channels go out side by side: the first one here can only succeed if the second runs
+/// while it waits (sequential sending would leave it waiting for its whole timeout).
+#[test]
+fn channels_are_sent_side_by_side() {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    struct Waits(Mutex<mpsc::Receiver<()>>);
+    struct Signals(Mutex<mpsc::Sender<()>>);
+    impl Notifier for Waits {
+        fn name(&self) -> &'static str {
+            "waits"
+        }
+        fn send(&self, _: &Alert) -> Result<(), NotifyError> {
+            self.0
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .map_err(|_| NotifyError::Config("the other channel never ran".into()))
+        }
+    }
+    impl Notifier for Signals {
+        fn name(&self) -> &'static str {
+            "signals"
+        }
+        fn send(&self, _: &Alert) -> Result<(), NotifyError> {
+            self.0.lock().unwrap().send(()).unwrap();
+            Err(NotifyError::Config("this one fails".into()))
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    let channels: Vec<Box<dyn Notifier>> = vec![
+        Box::new(Waits(Mutex::new(rx))),
+        Box::new(Signals(Mutex::new(tx))),
+    ];
+    let deliveries = xenraid::notify::dispatch(&channels, &alert());
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!((deliveries[0].channel, deliveries[0].ok), ("waits", true));
+    assert_eq!(
+        (deliveries[1].channel, deliveries[1].ok),
+        ("signals", false)
+    );
+    assert_eq!(deliveries[1].error.as_deref(), Some("this one fails"));
+}

@@ -63,7 +63,7 @@ impl Alert {
     }
 }
 
-pub trait Notifier {
+pub trait Notifier: Send + Sync {
     fn name(&self) -> &'static str;
     fn send(&self, alert: &Alert) -> Result<(), NotifyError>;
 }
@@ -138,29 +138,49 @@ pub fn channels<'r>(
     out
 }
 
-/// Sends through every channel; a channel that fails is logged and does not stop the others.
+/// Sends through every channel at once (a mail server that hangs for its whole timeout must
+/// not hold the XenCenter message back); a channel that fails is logged and does not stop the
+/// others. Deliveries come back in the channels' order.
 pub fn dispatch(channels: &[Box<dyn Notifier + '_>], alert: &Alert) -> Vec<Delivery> {
-    channels
-        .iter()
-        .map(|c| {
-            let start = std::time::Instant::now();
-            let result = c.send(alert);
-            let millis = start.elapsed().as_millis() as u64;
-            if let Err(e) = &result {
-                tracing::warn!(
-                    channel = c.name(),
-                    "alert `{}` NOT sent: {e}",
-                    alert.summary
-                );
-            }
-            Delivery {
-                channel: c.name(),
-                ok: result.is_ok(),
-                error: result.err().map(|e| e.to_string()),
-                millis,
-            }
-        })
-        .collect()
+    let send = |c: &dyn Notifier| {
+        let start = std::time::Instant::now();
+        let result = c.send(alert);
+        let millis = start.elapsed().as_millis() as u64;
+        if let Err(e) = &result {
+            tracing::warn!(
+                channel = c.name(),
+                "alert `{}` NOT sent: {e}",
+                alert.summary
+            );
+        }
+        Delivery {
+            channel: c.name(),
+            ok: result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+            millis,
+        }
+    };
+    if channels.len() < 2 {
+        return channels.iter().map(|c| send(c.as_ref())).collect();
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = channels
+            .iter()
+            .map(|c| scope.spawn(move || send(c.as_ref())))
+            .collect();
+        handles
+            .into_iter()
+            .zip(channels)
+            .map(|(h, c)| {
+                h.join().unwrap_or_else(|_| Delivery {
+                    channel: c.name(),
+                    ok: false,
+                    error: Some("the channel panicked".into()),
+                    millis: 0,
+                })
+            })
+            .collect()
+    })
 }
 
 pub fn now() -> u64 {
