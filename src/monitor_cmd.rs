@@ -1,6 +1,7 @@
 //! The alerting commands: monitor (the daemon), event (mdadm's PROGRAM hook), alert-test.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -25,7 +26,9 @@ fn load_config(path: &Option<PathBuf>) -> anyhow::Result<Config> {
 }
 
 /// How long a burst of md events may take before the monitor looks.
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
+const SETTLE: Duration = Duration::from_millis(150);
+/// After an alert, further events are gathered this long into the next one.
+const HOLDOFF: Duration = Duration::from_secs(5);
 
 /// The live host, or a captured tree with `--root` (tests, offline diagnosis).
 fn source(root: &Option<PathBuf>) -> Box<dyn HostSource> {
@@ -82,9 +85,14 @@ pub fn monitor(root: &Option<PathBuf>, args: &MonitorArgs) -> anyhow::Result<i32
         monitor.last.verdict.summary
     );
     print_sent(&monitor.start(now()), args.json);
+    let mut last_sent: Option<Instant> = None;
     loop {
         let armed = Armed::arm(&root_dir)?;
-        print_sent(&monitor.tick(now()), args.json);
+        let sent = monitor.tick(now());
+        if !sent.is_empty() {
+            last_sent = Some(Instant::now());
+        }
+        print_sent(&sent, args.json);
         write_metrics(&config, &monitor);
         if args.once {
             return Ok(EXIT_OK);
@@ -92,9 +100,10 @@ pub fn monitor(root: &Option<PathBuf>, args: &MonitorArgs) -> anyhow::Result<i32
         let timeout = monitor.next_timeout(now());
         tracing::debug!(watched = armed.watched(), ?timeout, "waiting for md");
         if armed.wait(timeout)? == Woke::Signalled {
-            // md reports a pulled disk array by array within milliseconds: look once the
-            // burst is over, so it becomes one alert.
-            std::thread::sleep(SETTLE);
+            // The first alert goes at once; what follows it closely (the rest of a pulled
+            // disk's arrays, which md reports one by one) waits out HOLDOFF and goes as one.
+            let since = last_sent.map_or(HOLDOFF, |t| t.elapsed());
+            std::thread::sleep(HOLDOFF.saturating_sub(since).max(SETTLE));
         }
     }
 }

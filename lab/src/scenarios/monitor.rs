@@ -170,11 +170,13 @@ pub fn monitor(ctx: &mut Ctx) -> Result<()> {
             bad.stderr
         );
 
-        // mdadm's own monitor, mailing through msmtp to the same server.
+        // mdadm's own monitor (the distribution's mdmonitor.service: `mdadm --monitor
+        // --scan`, already running), mailing through msmtp to the same server.
         vm.put_text("/etc/msmtprc", &msmtprc(port))?;
         vm.run(
             &format!("grep -q '^MAILADDR' /etc/mdadm.conf || echo 'MAILADDR {RCPT}' >> /etc/mdadm.conf; \
-                      mdadm --monitor --scan --daemonise --pid-file=/run/mdadm-lab-monitor.pid"),
+                      systemctl restart mdmonitor.service && sleep 1 && systemctl is-active mdmonitor.service && \
+                      pgrep -a mdadm | grep -- --monitor"),
             MIN,
         )?;
 
