@@ -152,14 +152,17 @@ pub fn speed(ctx: &mut Ctx) -> Result<()> {
             if *profile == "xs7-bios" {
                 // Issue 6: `status` over eight arrays (clean, resync, degraded, faulty, spare,
                 // recovery, check, no bitmap: the fixture script's) in under 20 ms.
-                vm.run(include_str!("../../../tests/fixtures/md-states.sh"), 10 * MIN)?;
+                // The fixture script up to its capture part (which is for the unit tests).
+                let script = include_str!("../../../tests/fixtures/md-states.sh");
+                let build = script.split("\nOUT=").next().unwrap_or(script);
+                vm.run(build, 10 * MIN)?;
                 let arrays = vm.run(&format!("{GUEST_BIN} status --json"), MIN)?.stdout;
                 let n = serde_json::from_str::<Value>(&arrays)?["arrays"]
                     .as_array()
                     .map_or(0, Vec::len);
                 ensure!(n == 8, "expected the fixture's 8 arrays, status saw {n}");
                 let t_status = median_ms(&mut vm, &format!("{GUEST_BIN} status"), 7)?;
-                let t_check = median_ms(&mut vm, &format!("{GUEST_BIN} status --check"), 7)?;
+                let t_check = median_ms(&mut vm, &format!("{GUEST_BIN} status --check; true"), 7)?;
                 println!("TIMING {profile} status (8 arrays) {t_status:.0} ms, status --check {t_check:.0} ms (median of 7, in the guest)");
                 if t_status >= 20.0 || t_check >= 20.0 {
                     slow.push(format!("{profile}: status {t_status:.0} ms, --check {t_check:.0} ms (limit 20 ms)"));
