@@ -36,7 +36,10 @@ pub fn read_disks(src: &dyn HostSource, arrays: &[ArrayHealth]) -> Vec<DiskHealt
         .collect();
     names.sort();
     names.dedup();
-    let links = by_id_links(src);
+    // udev's database names each disk's links ("S:" lines); the whole /dev/disk/by-id
+    // directory (a readlink per partition too) is read only when it does not.
+    let scanned = std::cell::OnceCell::new();
+    let links = || scanned.get_or_init(|| by_id_links(src)).clone();
     names
         .into_iter()
         .map(|name| {
@@ -70,6 +73,16 @@ pub fn role_word(role: MemberRole) -> &'static str {
     }
 }
 
+/// The disk's `by-id` name from its udev database entry, `wwn-` first.
+fn udev_by_id(db: &str) -> Option<String> {
+    let mut ids: Vec<&str> = db
+        .lines()
+        .filter_map(|l| l.strip_prefix("S:disk/by-id/"))
+        .collect();
+    ids.sort_by_key(|l| (!l.starts_with("wwn-"), *l));
+    ids.first().map(|l| l.to_string())
+}
+
 /// kernel name → its `/dev/disk/by-id` names, `wwn-` first.
 fn by_id_links(src: &dyn HostSource) -> Vec<(String, String)> {
     let mut links: Vec<(String, String)> = src
@@ -89,17 +102,17 @@ fn read_disk(
     src: &dyn HostSource,
     name: &str,
     serves: Vec<String>,
-    links: &[(String, String)],
+    links: &dyn Fn() -> Vec<(String, String)>,
 ) -> DiskHealth {
     let sys = format!("/sys/block/{name}");
     let dev = src
         .read_to_string(&format!("{sys}/dev"))
         .map(|d| d.trim().to_string())
         .unwrap_or_default();
-    let udev = src
+    let udev_text = src
         .read_to_string(&format!("/run/udev/data/b{dev}"))
-        .map(|t| parse_udev_db(&t))
         .unwrap_or_default();
+    let udev = parse_udev_db(&udev_text);
     let head = src
         .read_prefix(&format!("/dev/{name}"), HEAD_BYTES)
         .unwrap_or_default();
@@ -112,10 +125,14 @@ fn read_disk(
     DiskHealth {
         name: name.to_string(),
         serial: disk_serial(src, &sys, &udev),
-        by_id: links
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, l)| format!("/dev/disk/by-id/{l}")),
+        by_id: udev_by_id(&udev_text)
+            .or_else(|| {
+                links()
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, l)| l.clone())
+            })
+            .map(|l| format!("/dev/disk/by-id/{l}")),
         serves,
         boot_code,
         has_esp,

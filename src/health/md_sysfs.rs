@@ -132,8 +132,14 @@ fn read_array(
         return None;
     }
     let sync_action = read(src, &format!("{md}/sync_action")).unwrap_or_else(|| "idle".into());
-    let speed_kib = number(src, &format!("{md}/sync_speed"));
-    let completed = read(src, &format!("{md}/sync_completed"));
+    // Progress only means something while a sync runs (two reads per array saved when idle).
+    let syncing = sync_action != "idle";
+    let speed_kib = syncing
+        .then(|| number(src, &format!("{md}/sync_speed")))
+        .flatten();
+    let completed = syncing
+        .then(|| read(src, &format!("{md}/sync_completed")))
+        .flatten();
     let sync_delayed = sync_action != "idle" && completed.as_deref() == Some("delayed");
     let sync = completed
         .and_then(|t| parse_sync_completed(&t))

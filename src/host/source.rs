@@ -104,7 +104,23 @@ impl<R: Runner> RootedSource<R> {
 
 impl<R: Runner> HostSource for RootedSource<R> {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
-        let bytes = std::fs::read(self.path(path))?;
+        let full = self.path(path);
+        // A sysfs attribute is at most a page and comes whole from the first read: one open,
+        // one read, one close (std's fs::read adds a statx and a read that returns 0, and
+        // `status` reads ~200 attributes). procfs' seq_files can return short reads with more
+        // to come, so everything else is read to the end.
+        if path.starts_with("/sys/") {
+            let mut file = std::fs::File::open(&full)?;
+            let mut buf = vec![0u8; 8192];
+            let n = file.read(&mut buf)?;
+            if n < buf.len() {
+                buf.truncate(n);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            file.read_to_end(&mut buf)?;
+            return Ok(String::from_utf8_lossy(&buf).into_owned());
+        }
+        let bytes = std::fs::read(full)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
