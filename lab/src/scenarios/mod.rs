@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 mod bench;
 mod convert;
 mod crash;
+mod doctor;
 mod driver;
 mod monitor;
 mod seeds;
@@ -90,6 +91,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "monitor on a converted xs7-bios: idle footprint, disk pulled -> mail (real SMTP server) vs mdadm --monitor, xe message, status --check",
             run: monitor::monitor,
+        },
+        Scenario {
+            name: "doctor",
+            core: false,
+            about: "doctor on a converted xs7-bios: passes; initramfs without mdadm.conf, wiped boot code, removed bitmap each detected and fixed; disk B alone boots",
+            run: doctor::doctor_scenario,
         },
         Scenario {
             name: "seed-6.5",

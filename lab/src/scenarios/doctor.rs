@@ -1,0 +1,98 @@
+//! Issue 6's `doctor` on a converted xs7-bios guest: healthy, it passes every check; then
+//! each invariant is broken for real — the initramfs rebuilt without mdadm.conf, GRUB's boot
+//! code wiped from disk B, the root array's bitmap removed — and doctor must name it (exit 4)
+//! and `--fix` must repair it (exit 0 after). Last, disk B alone must boot: the repaired boot
+//! code is real.
+
+use super::convert::{assert_on_raid, converted_pair};
+use super::xenraid::{install, GUEST_BIN};
+use super::Ctx;
+use crate::vm::Vm;
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use std::time::Duration;
+
+const MIN: Duration = Duration::from_secs(60);
+
+/// Runs doctor; returns its exit status and output.
+fn doctor(vm: &mut Vm, args: &str) -> Result<(i32, String)> {
+    let out = vm.run_status(&format!("{GUEST_BIN} doctor {args}"), 20 * MIN)?;
+    Ok((out.status, format!("{}{}", out.stdout, out.stderr)))
+}
+
+/// Breaks one thing, then: doctor fails naming `check`, `--fix` repairs, doctor passes.
+fn break_and_fix(vm: &mut Vm, what: &str, breakage: &str, check: &str) -> Result<()> {
+    vm.run(breakage, 20 * MIN)
+        .with_context(|| format!("breaking: {what}"))?;
+    let (status, out) = doctor(vm, "")?;
+    let named = out
+        .lines()
+        .any(|l| l.starts_with("FAIL") && l.contains(check));
+    ensure!(
+        status == 4 && named,
+        "{what}: doctor must fail `{check}` with exit 4, got {status}:\n{out}"
+    );
+    let (status, fixed) = doctor(vm, "--fix")?;
+    ensure!(
+        status == 0,
+        "{what}: doctor --fix left exit {status}:\n{fixed}"
+    );
+    let (status, after) = doctor(vm, "")?;
+    ensure!(
+        status == 0,
+        "{what}: after --fix doctor exits {status}:\n{after}"
+    );
+    println!("DOCTOR {what}: detected (`{check}` FAIL, exit 4), fixed by --fix, passes after");
+    Ok(())
+}
+
+pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
+    let p = ctx.phase("converted-guest", converted_pair)?;
+    ctx.phase("break-and-fix", |c| {
+        let mut vm = c.boot("doctored", &p.image, &[&p.a, &p.b])?;
+        install(&mut vm)?;
+        // What a finished install has: the monitor running with an alert channel.
+        vm.put_text(
+            "/etc/xenraid/xenraid.toml",
+            "[alert.xapi]\n",
+        )?;
+        vm.copy_in(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../packaging/systemd/xenraid-monitor.service"),
+            "/etc/systemd/system/xenraid-monitor.service",
+            0o644,
+        )?;
+        vm.run(
+            &format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid && systemctl daemon-reload && systemctl enable --now xenraid-monitor"),
+            MIN,
+        )?;
+        let (status, out) = doctor(&mut vm, "")?;
+        ensure!(status == 0, "a freshly converted host must pass doctor, exit {status}:\n{out}");
+        println!("DOCTOR converted host: every check passes");
+
+        break_and_fix(
+            &mut vm,
+            "mdadm.conf left out of the initramfs",
+            "kver=$(uname -r); dracut --force --no-mdadmconf /boot/initrd-$kver.img $kver",
+            "initramfs",
+        )?;
+        break_and_fix(
+            &mut vm,
+            "GRUB's boot code wiped from disk B",
+            "dd if=/dev/zero of=/dev/disk/by-id/wwn-0x5000c500a0000002 bs=440 count=1 conv=notrunc,fsync",
+            "bootloader",
+        )?;
+        break_and_fix(
+            &mut vm,
+            "the root array's write-intent bitmap removed",
+            "mdadm --grow --bitmap=none /dev/md/root",
+            "bitmap",
+        )?;
+        vm.shutdown(5 * MIN)
+    })?;
+    ctx.phase("boot-disk-b-only", |c| {
+        let mut vm = c.boot("disk-b-only", &p.image, &[&p.b])?;
+        assert_on_raid(&mut vm, "disk B alone after doctor --fix")?;
+        vm.shutdown(5 * MIN)
+    })
+}
