@@ -40,6 +40,9 @@ impl SentState {
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         crate::convert::journal::write_atomic(path, text.as_bytes())
     }
 }
