@@ -49,6 +49,8 @@ struct Scripted {
     crash_on: Option<String>,
     boundaries: RefCell<Vec<String>>,
     hook_fails_at: Option<String>,
+    /// Steps, commands and flushes in the order they happened.
+    events: RefCell<Vec<String>>,
 }
 
 fn key(check: &DoneCheck) -> String {
@@ -58,6 +60,7 @@ fn key(check: &DoneCheck) -> String {
 impl System for Scripted {
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         self.commands.borrow_mut().push(command.argv());
+        self.events.borrow_mut().push(format!("run {command}"));
         if self.crash_on.as_deref() == Some(command.to_string().as_str()) {
             return Err(ExecError::Killed {
                 command: command.clone(),
@@ -110,8 +113,12 @@ impl System for Scripted {
         self.files.borrow_mut().push(format!("{path}={value}"));
         Ok(())
     }
+    fn flush(&self) {
+        self.events.borrow_mut().push("flush".into());
+    }
     fn before_step(&self, step: &str) -> Result<(), ConvertError> {
         self.boundaries.borrow_mut().push(step.into());
+        self.events.borrow_mut().push(format!("step {step}"));
         if self.hook_fails_at.as_deref() == Some(step) {
             return Err(ConvertError::Exec(ExecError::Killed {
                 command: Command::new("hook", [step]),
@@ -194,6 +201,43 @@ fn the_step_hook_runs_at_every_boundary_and_a_failing_hook_stops_before_the_step
     assert_eq!(journal.status("copy-files"), StepStatus::Pending);
     assert_eq!(store.load().unwrap().unwrap(), journal);
     assert!(sys.commands.borrow().iter().all(|argv| argv[0] != "cp"));
+}
+
+/// What a step wrote is flushed before the journal calls it done: a power cut right after
+/// a step (the crash matrix's `bootloader-original`: grub-install's core.img still in the page
+/// cache) must not leave a "done" step whose writes never reached the disk.
+#[test]
+fn every_step_that_ran_is_flushed_before_the_next_begins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted::default();
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let events = sys.events.borrow();
+    let mut ran_since_flush = None;
+    for e in events.iter() {
+        if let Some(step) = e.strip_prefix("step ") {
+            assert!(
+                ran_since_flush.is_none(),
+                "{step} began while {:?}'s writes were not flushed",
+                ran_since_flush
+            );
+        } else if e == "flush" {
+            ran_since_flush = None;
+        } else if let Some(cmd) = e.strip_prefix("run ") {
+            ran_since_flush = Some(cmd.to_string());
+        }
+    }
+    let bootloader = events
+        .iter()
+        .position(|e| e.starts_with("run ") && e.contains("grub-install"))
+        .expect("grub-install ran");
+    assert_eq!(
+        events[bootloader + 1],
+        "flush",
+        "{:?}",
+        &events[bootloader..]
+    );
 }
 
 #[test]

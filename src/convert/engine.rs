@@ -67,6 +67,7 @@ pub fn run_plan(
             && status != StepStatus::Done
             && sys.holds(&step.done_check, journal)?
         {
+            sys.flush();
             journal.mark(&step.id, StepStatus::Done, Some("already done"));
             store.save(journal)?;
             say.say(&format!("{label}: already done"));
@@ -100,6 +101,7 @@ pub fn run_plan(
         } else {
             "ran"
         };
+        sys.flush();
         journal.mark(&step.id, StepStatus::Done, Some(note));
         store.save(journal)?;
         say.say(&format!(

@@ -39,6 +39,10 @@ pub trait System {
     fn before_step(&self, _step: &str) -> Result<(), ConvertError> {
         Ok(())
     }
+    /// Makes everything written so far durable. The engine calls it after a step ran and
+    /// before the journal records it done: a power cut must never leave a "done" step whose
+    /// writes were still in the page cache (grub-install's core.img, a copied file, an edit).
+    fn flush(&self) {}
 }
 
 /// Environment variable naming a program to run before every step (see `System::before_step`).
@@ -284,6 +288,10 @@ impl LiveSystem<'_> {
 impl System for LiveSystem<'_> {
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         self.runner.run(command)
+    }
+
+    fn flush(&self) {
+        nix::unistd::sync();
     }
 
     fn before_step(&self, step: &str) -> Result<(), ConvertError> {
