@@ -59,6 +59,9 @@ impl Agent {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
         self.reader.get_ref().set_read_timeout(Some(left))?;
+        // A guest that never opens its port (stuck in the boot loader) stops draining the
+        // channel: once QEMU's buffer is full a write would block past every deadline.
+        self.writer.set_write_timeout(Some(left))?;
         Ok(())
     }
 
@@ -79,7 +82,12 @@ impl Agent {
                 bail!("guest agent did not answer before the deadline");
             }
             let id = self.id();
-            writeln!(self.writer, "PING {id}")?;
+            self.set_deadline(deadline)?;
+            if writeln!(self.writer, "PING {id}").is_err() {
+                // The channel is full (nobody reads it yet): wait, then try again.
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
             let wait = (Instant::now() + Duration::from_secs(2)).min(deadline);
             while Instant::now() < wait {
                 match self.read_line(wait) {
