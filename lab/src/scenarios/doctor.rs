@@ -73,7 +73,7 @@ pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
         break_and_fix(
             &mut vm,
             "mdadm.conf left out of the initramfs",
-            "kver=$(uname -r); dracut --force --no-mdadmconf /boot/initrd-$kver.img $kver",
+            "kver=$(uname -r); dracut --force --nomdadmconf /boot/initrd-$kver.img $kver",
             "initramfs",
         )?;
         break_and_fix(
