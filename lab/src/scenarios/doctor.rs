@@ -72,8 +72,8 @@ pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
 
         break_and_fix(
             &mut vm,
-            "mdadm.conf left out of the initramfs",
-            "kver=$(uname -r); dracut --force --nomdadmconf /boot/initrd-$kver.img $kver",
+            "mdadm.conf (and dracut's mdraid module) left out of the initramfs",
+            "kver=$(uname -r); dracut --force --omit mdraid /boot/initrd-$kver.img $kver",
             "initramfs",
         )?;
         break_and_fix(
