@@ -47,10 +47,13 @@ pub fn run_plan(
         let label = format!("[{:>2}/{total}] {}", index + 1, step.id);
         let status = journal.status(&step.id);
         if status == StepStatus::Done {
-            // Mounts do not survive a reboot: a done mount step whose mount is gone runs again
-            // while later steps of its phase still need it.
-            let transient = matches!(step.done_check, DoneCheck::Mounted { .. })
-                && !phase_complete(journal, &step.id);
+            // A reboot can undo two kinds of step: mounts, and members added to an array but
+            // not yet in sync (after a power cut md assembles the array without them). Such a
+            // step runs again while its phase is unfinished and its effect is gone.
+            let transient = matches!(
+                step.done_check,
+                DoneCheck::Mounted { .. } | DoneCheck::ArrayMember { .. }
+            ) && !phase_complete(journal, &step.id);
             if !transient || sys.holds(&step.done_check, journal)? {
                 continue;
             }
