@@ -10,7 +10,7 @@ use crate::health::md_sysfs::{read_arrays, whole_disk, ArrayHealth};
 use crate::host::facts::{BootMode, HostFacts, InitramfsTool, LoaderKind, ProductKind};
 use crate::host::facts::{GPT_BIOS_BOOT, GPT_ESP};
 use crate::host::parse::blkid::{parse_blkid_export, Probe};
-use crate::host::parse::mbr::{classify_boot_code, BootCode};
+use crate::host::parse::mbr::BootCode;
 use crate::host::parse::ondisk::{read_gpt, DeviceBytes, GptRead};
 use crate::host::source::HostSource;
 
@@ -26,8 +26,6 @@ const UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
 ];
-/// The MBR, the GPT header and 128 entries.
-const HEAD_BYTES: usize = 34 * 512;
 /// Bounds for walking an ESP: it holds a boot loader, not a file system's worth of files.
 const ESP_MAX_FILES: usize = 10_000;
 const ESP_MAX_DEPTH: usize = 16;
@@ -124,21 +122,7 @@ pub enum MonitorState {
 /// Any spelling of an md UUID (mdadm's colons, sysfs' or blkid's dashes, any case) in
 /// mdadm's: four groups of eight lower-case hex digits joined by colons.
 pub fn normalize_uuid(text: &str) -> Option<String> {
-    let hex: String = text
-        .trim()
-        .chars()
-        .filter(|c| *c != ':' && *c != '-')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    Some(
-        (0..4)
-            .map(|i| &hex[i * 8..i * 8 + 8])
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
+    crate::host::parse::ondisk::mdadm_uuid(&text.trim().replace(':', "").to_ascii_lowercase())
 }
 
 /// md sysfs `uuid` → mdadm's form. The kernel prints the superblock's 16 bytes in order; for
@@ -401,14 +385,7 @@ fn partition_name(src: &dyn HostSource, disk: &str, number: u32) -> String {
 }
 
 fn boot_disk(src: &dyn HostSource, host: &HostFacts, name: &str) -> BootDisk {
-    let head = src
-        .read_prefix(&format!("/dev/{name}"), HEAD_BYTES)
-        .unwrap_or_default();
-    let boot_code = if head.len() >= 512 {
-        classify_boot_code(&head[..512])
-    } else {
-        BootCode::Unknown
-    };
+    let (head, boot_code) = crate::health::disks::read_head(src, name);
     let sys = format!("/sys/block/{name}");
     let number = |p: &str| -> u64 {
         src.read_to_string(p)

@@ -98,6 +98,19 @@ fn by_id_links(src: &dyn HostSource) -> Vec<(String, String)> {
     links
 }
 
+/// A disk's first 34 sectors (MBR + GPT) and what its boot code is.
+pub fn read_head(src: &dyn HostSource, name: &str) -> (Vec<u8>, BootCode) {
+    let head = src
+        .read_prefix(&format!("/dev/{name}"), HEAD_BYTES)
+        .unwrap_or_default();
+    let boot_code = if head.len() >= 512 {
+        classify_boot_code(&head[..512])
+    } else {
+        BootCode::Unknown
+    };
+    (head, boot_code)
+}
+
 fn read_disk(
     src: &dyn HostSource,
     name: &str,
@@ -113,14 +126,7 @@ fn read_disk(
         .read_to_string(&format!("/run/udev/data/b{dev}"))
         .unwrap_or_default();
     let udev = parse_udev_db(&udev_text);
-    let head = src
-        .read_prefix(&format!("/dev/{name}"), HEAD_BYTES)
-        .unwrap_or_default();
-    let boot_code = if head.len() >= 512 {
-        classify_boot_code(&head[..512])
-    } else {
-        BootCode::Unknown
-    };
+    let (head, boot_code) = read_head(src, name);
     let has_esp = has_esp(src, &sys, head);
     DiskHealth {
         name: name.to_string(),

@@ -121,14 +121,8 @@ impl<'a> Monitor<'a> {
         events::degraded(report)
             .into_iter()
             .filter(|a| {
-                let last = self
-                    .state
-                    .sent
-                    .iter()
-                    .filter(|(k, _)| k.split(':').nth(1) == Some(a.device.as_str()))
-                    .map(|(_, t)| *t)
-                    .max();
-                last.is_some_and(|t| now.saturating_sub(t) >= every.as_secs())
+                self.last_alert_on(&a.device)
+                    .is_some_and(|t| now.saturating_sub(t) >= every.as_secs())
             })
             .map(|a| Event {
                 name: "StillDegraded".into(),
@@ -147,6 +141,16 @@ impl<'a> Monitor<'a> {
             .collect()
     }
 
+    /// When the monitor last alerted about this array (Unix seconds).
+    fn last_alert_on(&self, device: &str) -> Option<u64> {
+        self.state
+            .sent
+            .iter()
+            .filter(|(k, _)| k.split(':').nth(1) == Some(device))
+            .map(|(_, t)| *t)
+            .max()
+    }
+
     /// When to look again without a signal from md: during a resync (for progress) or when
     /// a reminder is due; `None` means sleep until md signals.
     pub fn next_timeout(&self, now: u64) -> Option<Duration> {
@@ -158,14 +162,7 @@ impl<'a> Monitor<'a> {
         let mut next = syncing.then_some(SYNC_PROGRESS_INTERVAL);
         if let Some(every) = self.config.reminder() {
             for a in events::degraded(&self.last) {
-                let last = self
-                    .state
-                    .sent
-                    .iter()
-                    .filter(|(k, _)| k.split(':').nth(1) == Some(a.device.as_str()))
-                    .map(|(_, t)| *t)
-                    .max()
-                    .unwrap_or(now);
+                let last = self.last_alert_on(&a.device).unwrap_or(now);
                 let due = Duration::from_secs((last + every.as_secs()).saturating_sub(now).max(1));
                 next = Some(next.map_or(due, |n: Duration| n.min(due)));
             }
