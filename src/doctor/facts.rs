@@ -26,6 +26,7 @@ const UNIT_DIRS: &[&str] = &[
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
 ];
+
 /// Bounds for walking an ESP: it holds a boot loader, not a file system's worth of files.
 const ESP_MAX_FILES: usize = 10_000;
 const ESP_MAX_DEPTH: usize = 16;
