@@ -178,6 +178,13 @@ fn phase_one_writes_only_the_target_then_reboots() {
             "{path}"
         );
     }
+    assert!(
+        sys.files
+            .borrow()
+            .iter()
+            .any(|p| p == "/run/xenraid/newroot/var/lib/xenraid/convert.json"),
+        "the journal is handed to the new root through the system"
+    );
     // The journal handed to the new root says the copy finished.
     let saved = store.load().unwrap().unwrap();
     assert_eq!(saved, journal);

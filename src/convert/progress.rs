@@ -129,6 +129,7 @@ pub fn run_copy(sys: &LiveSystem<'_>, command: &Command, dest: &str) -> Result<(
 pub fn wait_sync(sys: &LiveSystem<'_>, devices: &[String]) -> Result<(), ConvertError> {
     let mut reporter: Option<Reporter> = None;
     let mut stalled_since: Option<Instant> = None;
+    wake_read_auto(sys, devices)?;
     loop {
         let mut done = 0u64;
         let mut total = 0u64;
@@ -186,6 +187,34 @@ pub fn wait_sync(sys: &LiveSystem<'_>, devices: &[String]) -> Result<(), Convert
     }
 }
 
+/// An array assembled at boot starts `read-auto`, and md starts no recovery on it until
+/// its first write. A member added before a power cut comes back as a spare of such an
+/// array, and an array nothing mounts (the backup root, swap before swapon) would wait
+/// forever: switch those to read-write, which md takes as the cue to recover.
+fn wake_read_auto(sys: &LiveSystem<'_>, devices: &[String]) -> Result<(), ConvertError> {
+    for device in devices {
+        let Some(md) = sys.resolve(device) else {
+            continue;
+        };
+        let state = sys
+            .read_value(&format!(
+                "/sys/block/{}/md/array_state",
+                md.trim_start_matches("/dev/")
+            ))
+            .unwrap_or_default();
+        if is_read_auto(&state) && !sys.in_sync(device) {
+            tracing::info!("{device}: assembled read-auto at boot; switching it to read-write so its recovery starts");
+            sys.runner
+                .run(&Command::new("mdadm", ["--readwrite", device.as_str()]))?;
+        }
+    }
+    Ok(())
+}
+
+fn is_read_auto(array_state: &str) -> bool {
+    array_state.trim() == "read-auto"
+}
+
 /// md's `sync_completed`: "done / total" in sectors, or "none"/"delayed"/"pending".
 pub fn parse_sync_completed(text: &str) -> Option<(u64, u64)> {
     let (d, t) = text.split_once('/')?;
@@ -201,5 +230,13 @@ mod tests {
         assert_eq!(parse_sync_completed("1024 / 4096"), Some((1024, 4096)));
         assert_eq!(parse_sync_completed("none"), None);
         assert_eq!(parse_sync_completed("delayed"), None);
+    }
+
+    #[test]
+    fn only_read_auto_waits_for_a_write() {
+        assert!(is_read_auto("read-auto\n"));
+        for other in ["clean", "active", "readonly", "inactive", "write-pending"] {
+            assert!(!is_read_auto(other), "{other}");
+        }
     }
 }

@@ -80,10 +80,14 @@ pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
     let only: Option<Vec<String>> = std::env::var("XENRAID_LAB_CRASH_AT")
         .ok()
         .map(|v| v.split(',').map(str::to_string).collect());
-    let queue: VecDeque<Boundary> = boundaries
+    // Phase 2 first: its replays are the short ones and its steps are the ones that touch
+    // the original disk, so a stopped run has covered what matters most.
+    let mut queue: Vec<Boundary> = boundaries
         .into_iter()
         .filter(|b| only.as_ref().is_none_or(|o| o.contains(&b.step)))
         .collect();
+    queue.sort_by_key(|b| (!b.after_reboot, b.index));
+    let queue: VecDeque<Boundary> = queue.into();
     let jobs = lab_jobs();
     eprintln!(
         "[crash-matrix] replaying {} boundaries, {jobs} at a time",
