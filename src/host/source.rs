@@ -83,6 +83,23 @@ impl RootedSource<CapturedRunner> {
     }
 }
 
+/// One sysfs attribute: open, one read into a stack buffer, close. Through rustix, because
+/// musl's `open()` follows every O_CLOEXEC open with an fcntl and its malloc maps and unmaps
+/// a heap buffer this size on every call: under emulation those doubled `status`'s time.
+fn read_attribute(path: &Path) -> io::Result<String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut page = [0u8; 4096];
+    let n = rustix::io::read(&fd, &mut page)?;
+    if n < page.len() {
+        return Ok(String::from_utf8_lossy(&page[..n]).into_owned());
+    }
+    // Larger than a page (a binary attribute): read on through std.
+    let mut rest = page.to_vec();
+    std::fs::File::from(fd).read_to_end(&mut rest)?;
+    Ok(String::from_utf8_lossy(&rest).into_owned())
+}
+
 impl<R: Runner> RootedSource<R> {
     fn path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
@@ -110,15 +127,7 @@ impl<R: Runner> HostSource for RootedSource<R> {
         // `status` reads ~200 attributes). procfs' seq_files can return short reads with more
         // to come, so everything else is read to the end.
         if path.starts_with("/sys/") {
-            let mut file = std::fs::File::open(&full)?;
-            let mut buf = vec![0u8; 8192];
-            let n = file.read(&mut buf)?;
-            if n < buf.len() {
-                buf.truncate(n);
-                return Ok(String::from_utf8_lossy(&buf).into_owned());
-            }
-            file.read_to_end(&mut buf)?;
-            return Ok(String::from_utf8_lossy(&buf).into_owned());
+            return read_attribute(&full);
         }
         let bytes = std::fs::read(full)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
