@@ -221,9 +221,7 @@ fn read_member(src: &dyn HostSource, md: &str, device: &str) -> MemberHealth {
 /// The disk a partition is on (`sdb1` → `sdb`, `nvme0n1p2` → `nvme0n1`), or the device itself
 /// when it is a whole disk.
 pub fn whole_disk(src: &dyn HostSource, device: &str) -> Option<String> {
-    if src.exists(&format!("/sys/block/{device}")) {
-        return Some(device.to_string());
-    }
+    // The partition case first: members are partitions, one lookup each.
     let mut disk = device.trim_end_matches(|c: char| c.is_ascii_digit());
     if disk.len() != device.len() {
         if let Some(stem) = disk
@@ -236,5 +234,6 @@ pub fn whole_disk(src: &dyn HostSource, device: &str) -> Option<String> {
             return Some(disk.to_string());
         }
     }
-    None
+    src.exists(&format!("/sys/block/{device}"))
+        .then(|| device.to_string())
 }
