@@ -95,9 +95,8 @@ impl Reporter {
 }
 
 fn used_bytes(path: &str) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(path).ok()?;
-    let frsize = st.fragment_size() as u64;
-    Some((st.blocks() as u64).saturating_sub(st.blocks_free() as u64) * frsize)
+    let st = rustix::fs::statvfs(path).ok()?;
+    Some(st.f_blocks.saturating_sub(st.f_bfree) * st.f_frsize)
 }
 
 /// Runs `cp -ax SRC/. DEST/` in a thread and reports the destination filling up.

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use nix::sys::stat::{major, minor};
+use rustix::fs::{major, minor};
 
 use crate::exec::{Command, CommandOutput, ExecError, Runner};
 use crate::host::parse::kv::parse_shell_vars;
@@ -291,7 +291,7 @@ impl System for LiveSystem<'_> {
     }
 
     fn flush(&self) {
-        nix::unistd::sync();
+        rustix::fs::sync();
     }
 
     fn before_step(&self, step: &str) -> Result<(), ConvertError> {

@@ -7,11 +7,10 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -21,7 +20,7 @@ pub enum WatchError {
         source: std::io::Error,
     },
     #[error("poll: {0}")]
-    Poll(nix::Error),
+    Poll(std::io::Error),
 }
 
 /// Why the wait ended.
@@ -97,18 +96,18 @@ impl Armed {
         let mut fds: Vec<PollFd> = self
             .files
             .iter()
-            .map(|(_, f)| PollFd::new(f.as_fd(), PollFlags::POLLPRI))
+            .map(|(_, f)| PollFd::new(f, PollFlags::PRI))
             .collect();
-        let timeout = match timeout {
-            None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d).unwrap_or(PollTimeout::MAX),
-        };
+        let timeout = timeout.map(|d| Timespec {
+            tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: d.subsec_nanos() as _,
+        });
         loop {
-            match poll(&mut fds, timeout) {
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(0) => return Ok(Woke::Timeout),
                 Ok(_) => return Ok(Woke::Signalled),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(WatchError::Poll(e)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(WatchError::Poll(e.into())),
             }
         }
     }
