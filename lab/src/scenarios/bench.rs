@@ -2,6 +2,11 @@
 //! xs7-bios guests. Time to full redundancy (every array [UU] and the SR created), bytes moved
 //! (QEMU's block stats, which outlive the guest's reboots), and the guest's raw disk bandwidth
 //! measured in the same run.
+//!
+//! The seed runs as published, with only the corrections it needs to work at all (ef02, disk
+//! names, label, cp): the lab's `rd.retry=30`, which the `seed-7.6.2` correctness scenario adds
+//! to save time, is left out here, because a sysadmin typing the seed gets dracut's default
+//! wait before the degraded arrays start.
 
 use super::convert::{pair, WRITE_MARKERS};
 use super::seeds::with_disks;
@@ -13,6 +18,8 @@ use anyhow::{ensure, Result};
 use std::time::{Duration, Instant};
 
 const MIN: Duration = Duration::from_secs(60);
+/// The lab's shortcut in the seed script (see the module comment).
+const LAB_RETRY: &str = " rd.retry=30";
 
 struct Run {
     seconds: f64,
@@ -61,12 +68,13 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
     vm.run(WRITE_MARKERS, MIN)?;
     let base = vm.block_stats()?;
     let t = Instant::now();
+    let phase1 = include_str!("../../scenarios/seed-7.6.2-phase1.sh");
+    ensure!(
+        phase1.contains(LAB_RETRY),
+        "the seed script no longer sets {LAB_RETRY}"
+    );
     vm.run(
-        &with_disks(
-            include_str!("../../scenarios/seed-7.6.2-phase1.sh"),
-            &p.a,
-            &p.b,
-        ),
+        &with_disks(&phase1.replace(LAB_RETRY, ""), &p.a, &p.b),
         60 * MIN,
     )?;
     let before_reboot = moved_since(&mut vm, &base)?;
@@ -89,10 +97,12 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
     Ok((Run::new(seconds, moved), bw))
 }
 
-fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
+fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64), f64)> {
     let p = pair(ctx)?;
     let mut vm = ctx.boot("xenraid-original", &p.image, &[&p.a, &p.b])?;
     let bw = bandwidth(&mut vm)?;
+    // The one reboot the conversion needs, timed on its own: the fixed cost in the bound.
+    let reboot = vm.reboot(10 * MIN)?.as_secs_f64();
     vm.run(WRITE_MARKERS, MIN)?;
     install(&mut vm)?;
     let base = vm.block_stats()?;
@@ -111,12 +121,12 @@ fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
         "xenraid did not complete"
     );
     vm.shutdown(5 * MIN)?;
-    Ok((Run::new(seconds, moved), bw))
+    Ok((Run::new(seconds, moved), bw, reboot))
 }
 
 pub fn bench(ctx: &mut Ctx) -> Result<()> {
     let (s, sbw) = ctx.phase("seed-7.6.2", seed)?;
-    let (x, xbw) = ctx.phase("xenraid-convert", xenraid)?;
+    let (x, xbw, reboot) = ctx.phase("xenraid-convert", xenraid)?;
     let mib = |b: u64| b as f64 / 1048576.0;
     // The bound: xenraid's own bytes at the guest's raw write and read bandwidth.
     let bound = mib(x.written) / xbw.0 * 1.048576 + mib(x.read) / xbw.1 * 1.048576;
@@ -147,6 +157,14 @@ pub fn bench(ctx: &mut Ctx) -> Result<()> {
     println!(
         "xenraid time / bound                                     {:>10.2}",
         x.seconds / bound
+    );
+    println!(
+        "one reboot of this guest (s)                             {:>10.0}",
+        reboot
+    );
+    println!(
+        "xenraid time / (bound + one reboot)                      {:>10.2}",
+        x.seconds / (bound + reboot)
     );
     Ok(())
 }

@@ -13,6 +13,7 @@ mod crash;
 mod doctor;
 mod driver;
 mod monitor;
+mod scrub;
 mod seeds;
 pub mod xenraid;
 
@@ -73,6 +74,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "disk order swapped between the phases: the original (by serial) is repartitioned",
             run: convert::convert_swapped,
+        },
+        Scenario {
+            name: "scrub",
+            core: false,
+            about: "scrub on real md: a budgeted check checkpoints and continues; a corrupted member is reported and alerted",
+            run: scrub::scrub_scenario,
         },
         Scenario {
             name: "crash-matrix",
