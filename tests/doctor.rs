@@ -219,6 +219,7 @@ fn healthy_converted_host_passes_every_check() {
         "fstab-devices",
         "unique-labels",
         "bitmap",
+        "recovery",
         "monitor",
         "alert-channel",
     ] {
@@ -439,6 +440,27 @@ fn a_missing_bitmap_fails_and_fix_grows_one() {
     assert_eq!(c.status, Status::Fail);
     assert!(c.seen.contains("md120"));
     assert_eq!(argvs(&r), ["mdadm --grow --bitmap=internal /dev/md120"]);
+}
+
+#[test]
+fn a_read_auto_array_with_a_waiting_member_fails_and_fix_wakes_it() {
+    // md122 as a reboot in mid-rebuild leaves it: assembled read-auto, its new member back
+    // as a spare, and md starting nothing until the array is written.
+    let (_dir, root) = healthy();
+    write(&root, "/sys/block/md122/md/array_state", "read-auto\n");
+    write(&root, "/sys/block/md122/md/sync_action", "idle\n");
+    let r = report(&root);
+    let c = find(&r, "recovery");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.seen.contains("md122") && c.seen.contains("read-auto"),
+        "{}",
+        c.seen
+    );
+    // md125 is degraded too, but with nothing to rebuild onto: not this check's business.
+    assert!(!c.seen.contains("md125"));
+    assert_eq!(argvs(&r), ["mdadm --readwrite /dev/md122"]);
+    assert_eq!(r.exit_code(), 4);
 }
 
 #[test]

@@ -72,6 +72,7 @@ pub fn run(facts: &DoctorFacts) -> Vec<Check> {
     out.push(fstab_devices(facts));
     out.push(unique_labels(facts));
     out.push(bitmaps(facts));
+    out.push(super::recovery::check(facts));
     out.push(monitor(facts));
     out.push(alert_channel(facts));
     out

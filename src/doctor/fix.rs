@@ -1,6 +1,6 @@
 //! `--fix`: the repairs as data (planned from the facts and the failed checks), then run
 //! through the one `Runner`. Only what is safe: initramfs, boot code, bitmaps, config files,
-//! ESP copies. Never mkfs, partitioning or `--zero-superblock`.
+//! ESP copies, waking a read-auto array so its rebuild starts. Never mkfs, partitioning or `--zero-superblock`.
 
 use std::path::Path;
 
@@ -279,6 +279,20 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
                     vec![run(&["mdadm", "--grow", "--bitmap=internal", &dev])],
                 ));
             }
+        }
+    }
+    if failed(checks, super::recovery::NAME).next().is_some() {
+        for a in facts
+            .arrays
+            .iter()
+            .filter(|a| super::recovery::stalled(&a.health))
+        {
+            let dev = format!("/dev/{}", a.health.device);
+            out.push(action(
+                super::recovery::NAME,
+                Some(a.health.device.clone()),
+                vec![run(&["mdadm", "--readwrite", &dev])],
+            ));
         }
     }
     // A changed mdadm.conf is only read at boot from the initramfs: every image is rebuilt.

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod facts;
 pub mod fix;
 pub mod initramfs;
+pub mod recovery;
 pub mod render;
 
 use serde::Serialize;

@@ -141,9 +141,10 @@ pub fn speed(ctx: &mut Ctx) -> Result<()> {
     let mut slow = Vec::new();
     // `XENRAID_LAB_PROFILES=xs7-bios` times one guest (status is timed in xs7-bios only).
     let only = std::env::var("XENRAID_LAB_PROFILES").ok();
-    let profiles = crate::images::PROFILES
-        .iter()
-        .filter(|p| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == **p)));
+    let profiles = crate::images::PROFILES.iter().filter(|p| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == **p))
+    });
     for profile in profiles {
         ctx.phase(&format!("speed-{profile}"), |c| {
             let GuestWithTarget { tgt, mut vm, .. } = boot_with_blank_target(c, profile, &format!("speed-{profile}"))?;
