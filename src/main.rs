@@ -16,6 +16,11 @@ mod scrub_cmd;
 use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
 use xenraid::plan::{build_plan, Intent, SrChoice};
 
+/// Only the shipped static build: glibc's malloc is fine elsewhere (see Cargo.toml).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -170,11 +170,25 @@ impl<R: Runner> HostSource for RootedSource<R> {
     }
 
     fn list_dir(&self, path: &str) -> io::Result<Vec<String>> {
-        let mut names = std::fs::read_dir(self.path(path))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect::<Vec<_>>();
-        names.sort();
+        // getdents through rustix: std's read_dir allocates twice per entry (its DirEntry and
+        // the name), and an md directory has ~35 entries (callgrind: a quarter of `status`).
+        use rustix::fs::{Dir, Mode, OFlags};
+        let fd = rustix::fs::open(
+            self.path(path),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let mut names = Vec::new();
+        for entry in Dir::new(fd)? {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(
+                    String::from_utf8(name)
+                        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                );
+            }
+        }
+        names.sort_unstable();
         Ok(names)
     }
 

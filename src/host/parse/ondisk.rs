@@ -225,20 +225,18 @@ fn uuid_plain(b: &[u8]) -> Option<String> {
 
 /// A GUID as the GPT stores it (first three fields little-endian), lower case.
 pub fn guid(b: &[u8]) -> String {
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&b[..16]);
-    bytes[0..4].reverse();
-    bytes[4..6].reverse();
-    bytes[6..8].reverse();
-    let h: Vec<String> = bytes.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h[0..4].concat(),
-        h[4..6].concat(),
-        h[6..8].concat(),
-        h[8..10].concat(),
-        h[10..16].concat()
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Byte order of the text form: the first three fields are stored little-endian.
+    const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    let mut text = String::with_capacity(36);
+    for (i, &at) in ORDER.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push(HEX[usize::from(b[at] >> 4)] as char);
+        text.push(HEX[usize::from(b[at] & 0xf)] as char);
+    }
+    text
 }
 
 /// A fixed-size, NUL-padded label with trailing blanks dropped, as libblkid sets it.
