@@ -20,8 +20,12 @@ WORK=$ROOT/target/package-build
 TARGET=x86_64-unknown-linux-musl
 BIN=$ROOT/target/$TARGET/release/xenraid
 PACKAGER=${XENRAID_PACKAGER:-xenraid maintainers <maintainers@users.noreply.r-seed-83e0b144.example>}
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
-DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d)
+EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+DATE=$(date -u -d "@$EPOCH" +%Y-%m-%d)
+# cargo runs without it: ring's C build tracks SOURCE_DATE_EPOCH, so a new value (every
+# commit) would rebuild the release binary, and the lab's plain `cargo build` right after
+# would rebuild it again. rpmbuild gets it (build time, clamped file times).
+unset SOURCE_DATE_EPOCH
 
 say() { echo "package: $*"; }
 die() { echo "package: $*" >&2; exit 1; }
@@ -52,7 +56,7 @@ install -D -m 0644 "$WORK/gen/completions/xenraid.bash" "$T/usr/share/bash-compl
 install -D -m 0644 "$WORK/gen/completions/_xenraid" "$T/usr/share/zsh/site-functions/_xenraid"
 install -D -m 0644 "$WORK/gen/completions/xenraid.fish" "$T/usr/share/fish/vendor_completions.d/xenraid.fish"
 install -D -m 0644 README.md "$T/usr/share/doc/xenraid/README.md"
-find "$T" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+find "$T" -exec touch -h -d "@$EPOCH" {} +
 # One list for the RPM's %files and the checks: every file the packages install.
 (cd "$T" && find . -type f -o -type l | sed 's|^\.||' | LC_ALL=C sort) >"$WORK/files"
 
@@ -62,7 +66,7 @@ mkdir -p "$WORK/tar"
 cp -a "$T" "$WORK/tar/$TOP"
 cp README.md "$WORK/tar/$TOP/README.md"
 tar -C "$WORK/tar" --sort=name --owner=0 --group=0 --numeric-owner \
-  --mtime="@$SOURCE_DATE_EPOCH" -cf - "$TOP" | gzip -9 -n >"$OUT/$TOP.tar.gz"
+  --mtime="@$EPOCH" -cf - "$TOP" | gzip -9 -n >"$OUT/$TOP.tar.gz"
 
 # --- RPM ------------------------------------------------------------------------------------
 # rpmbuild from Debian's rpm (4.18), told to write what CentOS 7's rpm 4.11 reads: an xz
@@ -127,7 +131,7 @@ fi
 EOF
   grep -v '^/etc/xenraid/xenraid.toml$' "$WORK/files"
 } >"$WORK/rpm/xenraid.spec"
-rpmbuild -bb --quiet \
+SOURCE_DATE_EPOCH=$EPOCH rpmbuild -bb --quiet \
   --define "_topdir $WORK/rpm" \
   --define "_rpmdir $OUT" \
   --define "_tmppath $WORK/rpm/tmp" \
@@ -178,8 +182,8 @@ set -e
 if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
 EOF
 chmod 0755 "$D/DEBIAN/postinst" "$D/DEBIAN/prerm" "$D/DEBIAN/postrm"
-find "$D/DEBIAN" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-dpkg-deb --build --root-owner-group -Zxz "$D" "$OUT/xenraid_${VER}_amd64.deb" >/dev/null
+find "$D/DEBIAN" -exec touch -h -d "@$EPOCH" {} +
+SOURCE_DATE_EPOCH=$EPOCH dpkg-deb --build --root-owner-group -Zxz "$D" "$OUT/xenraid_${VER}_amd64.deb" >/dev/null
 
 (cd "$OUT" && sha256sum -- *.tar.gz *.rpm *.deb >SHA256SUMS)
 for f in "$OUT"/*; do say "$(basename "$f") $(stat -c %s "$f") bytes"; done
