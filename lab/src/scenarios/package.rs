@@ -78,9 +78,11 @@ fn units_run(vm: &mut Vm, how: &str) -> Result<()> {
 fn units_gone(vm: &mut Vm, how: &str) -> Result<()> {
     let out = sh(
         vm,
+        // A unit without its file: systemd 252 prints nothing to stdout, later ones `not-found`.
         "systemctl daemon-reload
-         echo monitor=$(systemctl is-active xenraid-monitor.service || true) \
-              timer=$(systemctl is-enabled xenraid-scrub.timer 2>/dev/null || echo gone) \
+         t=$(systemctl is-enabled xenraid-scrub.timer 2>/dev/null || true)
+         case $t in '' | not-found) t=gone ;; esac
+         echo monitor=$(systemctl is-active xenraid-monitor.service || true) timer=$t \
               bin=$(test -e /usr/sbin/xenraid && echo present || echo gone)",
     )?;
     let status = out.lines().last().unwrap_or_default();
