@@ -12,6 +12,7 @@ PKGS=(
   musl-tools                               # static x86_64-unknown-linux-musl build
   ca-certificates
   python3-aiosmtpd openssl                 # a real SMTP server (STARTTLS, AUTH) for the alert tests
+  rpm binutils man-db groff-base bsdextrautils   # package.sh / check-package.sh: rpmbuild, readelf, man, col
 )
 
 installed_version() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | awk '/ok installed/{print $4}'; }

@@ -1,4 +1,5 @@
-//! Command-line interface (clap derive).
+//! Command-line interface (clap derive). In the library so that `packaging/gen` (man pages,
+//! shell completions) builds the same `Cli` without putting its generators in the product.
 
 use std::path::PathBuf;
 
@@ -107,11 +108,11 @@ pub struct AlertTestArgs {
 pub struct MetricsArgs {
     /// Write node_exporter's textfile atomically (default path when PATH is left out).
     #[arg(long, value_name = "PATH", num_args = 0..=1,
-          default_missing_value = xenraid::metrics::DEFAULT_TEXTFILE, conflicts_with = "listen")]
+          default_missing_value = crate::metrics::DEFAULT_TEXTFILE, conflicts_with = "listen")]
     pub textfile: Option<PathBuf>,
     /// Serve GET /metrics on ADDR (default 127.0.0.1:9747), computed at every scrape.
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
-          default_missing_value = xenraid::metrics::DEFAULT_LISTEN)]
+          default_missing_value = crate::metrics::DEFAULT_LISTEN)]
     pub listen: Option<String>,
     /// Let --listen take a non-loopback address (the metrics name disks and serials).
     #[arg(long, requires = "listen")]
@@ -124,14 +125,14 @@ pub struct MetricsArgs {
 #[derive(Debug, Args)]
 pub struct ScrubArgs {
     /// Stop after this long (4h, 90m, 1h30m); the next run continues where this one stopped.
-    #[arg(long, value_name = "DURATION", value_parser = xenraid::scrub::sysfs::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::scrub::sysfs::parse_duration)]
     pub budget: Option<std::time::Duration>,
     /// Only this array (md127, /dev/md127 or md/NAME); repeat for more. Default: every
     /// redundant array.
     #[arg(long = "array", value_name = "ARRAY")]
     pub arrays: Vec<String>,
     /// The checkpoint file.
-    #[arg(long, value_name = "PATH", default_value = xenraid::scrub::state::DEFAULT_STATE)]
+    #[arg(long, value_name = "PATH", default_value = crate::scrub::state::DEFAULT_STATE)]
     pub state: PathBuf,
     /// Machine-readable JSON outcome on stdout (progress goes to stderr).
     #[arg(long)]

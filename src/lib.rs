@@ -4,6 +4,7 @@
 //! Data flows one way: `host` reads the machine into `HostFacts`, `plan` turns facts and the
 //! user's intent into a `Plan` (pure, no I/O), `exec` runs commands.
 
+pub mod cli;
 pub mod config;
 pub mod convert;
 pub mod doctor;

@@ -7,13 +7,12 @@ use tracing_subscriber::EnvFilter;
 use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
-mod cli;
 mod metrics_cmd;
 mod monitor_cmd;
 mod run_cmd;
 mod scrub_cmd;
 
-use cli::{Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
+use xenraid::cli::{self, Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
 use xenraid::plan::{build_plan, Intent, SrChoice};
 
 /// Only the shipped static build: glibc's malloc is fine elsewhere (see Cargo.toml).

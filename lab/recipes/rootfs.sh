@@ -32,9 +32,10 @@ chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-instal
   linux-image-amd64 dracut dracut-core grub-pc-bin grub-efi-amd64-bin grub2-common \
   extlinux syslinux-common mdadm gdisk fdisk lvm2 e2fsprogs dosfstools efibootmgr \
   systemd-sysv udev kmod util-linux procps iproute2 less acl attr \
-  msmtp-mta \
+  msmtp-mta rpm \
   >>"$WORK/apt.log" 2>&1 || { tail -40 "$WORK/apt.log"; exit 1; }
 log "apt $(echo "$(ts) - $T0" | bc) s"
+# rpm: the package scenario installs xenraid's RPM as dom0 would (Debian's rpm, --nodeps).
 # msmtp-mta is /usr/sbin/sendmail for mdadm --monitor (the monitor scenario compares it with
 # xenraid's); its own daemon is not wanted in the guests.
 chroot "$R" systemctl disable msmtpd.service >/dev/null 2>&1 || true

@@ -13,6 +13,7 @@ mod crash;
 mod doctor;
 mod driver;
 mod monitor;
+mod package;
 mod scrub;
 mod seeds;
 pub mod xenraid;
@@ -50,6 +51,12 @@ pub fn all() -> Vec<Scenario> {
             core: true,
             about: "plan refuses small / stale-md+ext4 / LVM targets, target image unchanged",
             run: xenraid::bad_targets,
+        },
+        Scenario {
+            name: "package",
+            core: true,
+            about: "the RPM (rpm -i) and the .deb in xs7-bios: binary runs in an empty chroot, units start and enable, edited config kept, removal stops them",
+            run: package::package,
         },
         Scenario {
             name: "seed-7.6.2",
