@@ -47,6 +47,8 @@ struct Scripted {
     commands: RefCell<Vec<Vec<String>>>,
     files: RefCell<Vec<String>>,
     crash_on: Option<String>,
+    /// Fails the command with this text once, with the given stderr, then lets it succeed.
+    fail_once: RefCell<Option<(String, String)>>,
     boundaries: RefCell<Vec<String>>,
     hook_fails_at: Option<String>,
     /// Steps, commands and flushes in the order they happened.
@@ -61,6 +63,21 @@ impl System for Scripted {
     fn run(&self, command: &Command) -> Result<CommandOutput, ExecError> {
         self.commands.borrow_mut().push(command.argv());
         self.events.borrow_mut().push(format!("run {command}"));
+        let failing = self
+            .fail_once
+            .borrow()
+            .as_ref()
+            .filter(|(c, _)| *c == command.to_string())
+            .map(|(_, stderr)| stderr.clone());
+        if let Some(stderr) = failing {
+            *self.fail_once.borrow_mut() = None;
+            return Err(ExecError::Failed {
+                command: command.clone(),
+                status: 1,
+                stderr_tail: stderr,
+                stdout: String::new(),
+            });
+        }
         if self.crash_on.as_deref() == Some(command.to_string().as_str()) {
             return Err(ExecError::Killed {
                 command: command.clone(),
@@ -331,6 +348,54 @@ fn after_the_reboot_phase_two_runs_to_the_end_and_records_the_sr() {
         .unwrap();
     assert!(raised < restored);
     assert!(journal.saved_speed_limit_max.is_none());
+}
+
+const WIPE_PART1: &str = "wipefs --all /dev/disk/by-id/wwn-0x5000c500a0000002-part1";
+
+fn runs_of(sys: &Scripted, text: &str) -> usize {
+    sys.events
+        .borrow()
+        .iter()
+        .filter(|e| *e == &format!("run {text}"))
+        .count()
+}
+
+#[test]
+fn a_device_udev_was_re_creating_is_tried_again() {
+    // What the bench hit: udev re-read the new partition table once more after `settle`,
+    // and wipefs found no -part1 link for an instant.
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted {
+        fail_once: RefCell::new(Some((
+            WIPE_PART1.into(),
+            "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: probing initialization failed: No such file or directory".into(),
+        ))),
+        ..Scripted::default()
+    };
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(runs_of(&sys, WIPE_PART1), 2);
+    assert_eq!(journal.status("clear-target-signatures"), StepStatus::Done);
+}
+
+#[test]
+fn any_other_failure_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let sys = Scripted {
+        fail_once: RefCell::new(Some((
+            WIPE_PART1.into(),
+            "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: Device or resource busy"
+                .into(),
+        ))),
+        ..Scripted::default()
+    };
+    let err = run_plan(&sys, &store, &mut journal, &quiet).unwrap_err();
+    assert!(err.to_string().contains("busy"), "{err}");
+    assert_eq!(runs_of(&sys, WIPE_PART1), 1);
+    assert_ne!(journal.status("clear-target-signatures"), StepStatus::Done);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! holds → record "already done"; otherwise record "started", act, verify the check, record
 //! "done". The journal is saved (atomically) before and after every step.
 
-use crate::exec::Command;
+use crate::exec::{Command, ExecError};
 use crate::plan::lifecycle_steps::JOURNAL_FILE;
 use crate::plan::render::check_text;
 use crate::plan::steps::NEW_ROOT;
@@ -225,9 +225,7 @@ fn execute(
                     sys.run_copy(&cmd, &dest)?;
                     continue;
                 }
-                wait_for_devices(sys, &cmd);
-                let cmd = resolve_for_grub(sys, cmd);
-                let out = sys.run(&cmd)?;
+                let out = run_on_settled_devices(sys, &cmd, say)?;
                 if cmd.program == "xe" && cmd.args.first().map(String::as_str) == Some("sr-create")
                 {
                     let uuid = out.stdout.trim().to_string();
@@ -299,12 +297,8 @@ fn resolve_for_grub(sys: &dyn System, cmd: Command) -> Command {
 /// before the links exist. Wait for every by-id path a command names, up to 30 s; if one
 /// never appears the command runs anyway and fails with its own error.
 fn wait_for_devices(sys: &dyn System, cmd: &Command) {
-    let wanted: Vec<&String> = cmd
-        .args
-        .iter()
-        .filter(|a| a.starts_with("/dev/disk/by-id/"))
-        .collect();
-    if wanted.is_empty() || matches!(cmd.program.as_str(), "sgdisk" | "partx") {
+    let wanted = stable_paths(cmd);
+    if wanted.is_empty() {
         return;
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -312,6 +306,62 @@ fn wait_for_devices(sys: &dyn System, cmd: &Command) {
         let _ = sys.run(&Command::new("udevadm", ["settle", "--timeout=5"]));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// The by-id paths a command opens (sgdisk and partx work on the whole disk and are what
+/// makes udev redo the links, so they are never held back).
+fn stable_paths(cmd: &Command) -> Vec<&String> {
+    if matches!(cmd.program.as_str(), "sgdisk" | "partx") {
+        return Vec::new();
+    }
+    cmd.args
+        .iter()
+        .filter(|a| a.starts_with("/dev/disk/by-id/"))
+        .collect()
+}
+
+/// How often a command whose device vanished under it is tried again.
+const DEVICE_RETRIES: usize = 3;
+
+/// Runs a command on devices named by by-id path. udev may re-read a partition table once
+/// more after `settle` returned (its watch fires when the last writer closes the disk), and
+/// then removes and re-adds every partition's node and links: a command can find its link
+/// one moment and not the next (the bench hit it: `wipefs` right after partitioning failed
+/// with "No such file or directory"). Such a command did nothing (it could not open its
+/// device), so it waits for the links again and retries.
+fn run_on_settled_devices(
+    sys: &dyn System,
+    cmd: &Command,
+    say: &dyn Say,
+) -> Result<crate::exec::CommandOutput, ConvertError> {
+    let mut tries = 0;
+    loop {
+        wait_for_devices(sys, cmd);
+        let resolved = resolve_for_grub(sys, cmd.clone());
+        match sys.run(&resolved) {
+            Err(e) if tries < DEVICE_RETRIES && device_vanished(sys, cmd, &e) => {
+                tries += 1;
+                say.say(&format!(
+                    "{}: a device was being re-created by udev; trying again",
+                    cmd.program
+                ));
+                let _ = sys.run(&Command::new("udevadm", ["settle", "--timeout=10"]));
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn device_vanished(sys: &dyn System, cmd: &Command, e: &ExecError) -> bool {
+    let paths = stable_paths(cmd);
+    let stderr = match e {
+        ExecError::Failed { stderr_tail, .. } => stderr_tail.as_str(),
+        _ => return false,
+    };
+    !paths.is_empty()
+        && (stderr.contains("No such file or directory")
+            || paths.iter().any(|p| sys.resolve(p).is_none()))
 }
 
 fn raise_resync_speed(
