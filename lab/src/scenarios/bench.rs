@@ -45,13 +45,14 @@ impl Run {
     }
 }
 
-/// MB/s of a 512 MiB direct write to the target and a direct read of the system disk.
+/// MB/s of a 512 MiB direct write to the target and a direct read of the system disk
+/// (bytes per second: bytes × 10^6 / microseconds).
 fn bandwidth(vm: &mut Vm) -> Result<(f64, f64)> {
     let script = r#"B=/dev/disk/by-id/wwn-0x5000c500a0000002; A=/dev/disk/by-id/wwn-0x5000c500a0000001
 t0=$(date +%s%N); dd if=/dev/zero of=$B bs=4M count=128 oflag=direct status=none; t1=$(date +%s%N)
 dd if=$A of=/dev/null bs=4M count=128 iflag=direct status=none; t2=$(date +%s%N)
 wipefs -a -q $B
-echo $(( 536870912 * 1000 / ((t1 - t0) / 1000) )) $(( 536870912 * 1000 / ((t2 - t1) / 1000) ))"#;
+echo $(( 536870912 * 1000000 / ((t1 - t0) / 1000) )) $(( 536870912 * 1000000 / ((t2 - t1) / 1000) ))"#;
     let out = vm.run(script, 10 * MIN)?.stdout;
     let v: Vec<f64> = out
         .split_whitespace()
