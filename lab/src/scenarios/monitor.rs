@@ -218,7 +218,15 @@ echo "$(awk '/^VmRSS/ {print $2}' /proc/$pid/status) $((b - a))""#,
         let check = vm.run_status(&format!("{GUEST_BIN} status --check"), MIN)?;
         ensure!(check.status == 2, "status --check exited {}: {}", check.status, check.stdout);
         println!("MONITOR status --check: {}", check.stdout.trim());
-        let prom = vm.run(&format!("cat {PROM}"), MIN)?.stdout;
+        // The monitor rewrites the textfile at each look; inside an alert burst its next look
+        // comes when the 5 s holdoff ends, so the file may lag md by up to that (a Prometheus
+        // scrape interval is 15 s or more).
+        let prom = vm
+            .run(
+                &format!("for i in $(seq 1 20); do [ \"$(grep -c '^xenraid_md_degraded{{.*}} 1$' {PROM})\" = 5 ] && break; sleep 0.5; done; cat {PROM}"),
+                MIN,
+            )?
+            .stdout;
         let degraded: Vec<&str> = prom
             .lines()
             .filter(|l| l.starts_with("xenraid_md_degraded{") && l.ends_with(" 1"))
