@@ -13,6 +13,49 @@ use std::time::Duration;
 const MIN: Duration = Duration::from_secs(60);
 const PROFILE: &str = "xs7-bios";
 
+/// What a converted guest of one seed system looks like.
+pub struct Expect {
+    pub profile: &'static str,
+    /// The array `/` is on.
+    pub root: &'static str,
+    /// The array the SR is created on.
+    pub sr: &'static str,
+    pub arrays: usize,
+    /// The original disk's table afterwards: this many Linux RAID partitions, plus the boot
+    /// partition's type, when the profile has one outside md.
+    pub raid_partitions: usize,
+    pub boot_partition: Option<&'static str>,
+}
+
+pub const XS7: Expect = Expect {
+    profile: "xs7-bios",
+    root: "/dev/md/root",
+    sr: "/dev/md/sr",
+    arrays: 5,
+    raid_partitions: 5,
+    boot_partition: Some("EF02"),
+};
+
+/// XenServer 6.5: md 0.90 (no names), root p1, backup p2, SR p3, extlinux + gptmbr.bin.
+pub const XS65: Expect = Expect {
+    profile: "xs65-bios",
+    root: "/dev/md0",
+    sr: "/dev/md2",
+    arrays: 3,
+    raid_partitions: 3,
+    boot_partition: None,
+};
+
+/// XCP-ng 8 on UEFI: an ESP (p4) on each disk, outside md.
+pub const XCPNG8: Expect = Expect {
+    profile: "xcpng8-uefi",
+    root: "/dev/md/root",
+    sr: "/dev/md/sr",
+    arrays: 5,
+    raid_partitions: 5,
+    boot_partition: Some("EF00"),
+};
+
 /// Marker files with checksums (a hardlink and a sparse file among them), written before the
 /// conversion and verified after it.
 pub const WRITE_MARKERS: &str = r#"set -e
@@ -37,7 +80,11 @@ pub struct Pair {
 }
 
 pub fn pair(ctx: &Ctx) -> Result<Pair> {
-    let image = ctx.image(PROFILE)?;
+    pair_of(ctx, PROFILE)
+}
+
+pub fn pair_of(ctx: &Ctx, profile: &str) -> Result<Pair> {
+    let image = ctx.image(profile)?;
     let a = image.system_disk(&ctx.dir.join("disk-a.qcow2"))?;
     let b = blank_disk(
         &ctx.dir.join("disk-b.qcow2"),
@@ -63,14 +110,18 @@ pub fn start_convert(vm: &mut Vm, b: &Disk, extra: &str) -> Result<()> {
 
 /// / on the root array, the markers intact, the system not in emergency mode.
 pub fn assert_on_raid(vm: &mut Vm, what: &str) -> Result<()> {
+    assert_on_raid_as(vm, what, XS7.root)
+}
+
+fn assert_on_raid_as(vm: &mut Vm, what: &str, root_array: &str) -> Result<()> {
     let root = root_source(vm)?;
     let md_root = vm
-        .run("readlink -f /dev/md/root", MIN)?
+        .run(&format!("readlink -f {root_array}"), MIN)?
         .stdout
         .trim()
         .to_string();
     if root != md_root || !root.starts_with("/dev/md") {
-        let e = anyhow::anyhow!("{what}: / is on {root}, /dev/md/root is {md_root}");
+        let e = anyhow::anyhow!("{what}: / is on {root}, {root_array} is {md_root}");
         return Err(vm.fail(e));
     }
     crate::guest_state::assert_boot_finished(vm, what)?;
@@ -82,7 +133,11 @@ pub fn assert_on_raid(vm: &mut Vm, what: &str) -> Result<()> {
 /// After the resume unit finished: complete journal, every array [UU], SR through xe, unit
 /// gone, the original disk (by serial) repartitioned as the target.
 pub fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
-    assert_on_raid(vm, "after the automatic resume")?;
+    assert_converted_as(vm, image, a, &XS7)
+}
+
+fn assert_converted_as(vm: &mut Vm, image: &Image, a: &Disk, want: &Expect) -> Result<()> {
+    assert_on_raid_as(vm, "after the automatic resume", want.root)?;
     let status = vm.run_status("systemctl status xenraid-resume.service --no-pager; journalctl -b -u xenraid-resume --no-pager | tail -40", MIN)?;
     let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
     ensure!(
@@ -92,14 +147,18 @@ pub fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
         crate::vm::tail(&journal, 40)
     );
     let arrays = wait_all_in_sync(vm, 30 * MIN)?;
-    ensure!(arrays.len() == 5, "expected 5 arrays: {arrays:?}");
+    ensure!(
+        arrays.len() == want.arrays,
+        "expected {} arrays: {arrays:?}",
+        want.arrays
+    );
     let xe = vm.run("cat /var/log/xe-standin.log", MIN)?.stdout;
     let host = image.fact("INSTALL_UUID");
     for want in [
         "sr-create",
         "type=lvm",
         "content-type=user",
-        "device-config:device=/dev/md/sr",
+        &format!("device-config:device={}", want.sr),
         "name-label=Local\\ storage",
         &format!("host-uuid={host}"),
     ] {
@@ -112,24 +171,32 @@ pub fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
     .context("the resume unit must be gone after the finish")?;
     let table = vm.run(&format!("sgdisk -p {}", a.by_id()), MIN)?.stdout;
     ensure!(
-        table.matches("FD00").count() == 5 && table.contains("EF02"),
+        table.matches("FD00").count() == want.raid_partitions
+            && want.boot_partition.is_none_or(|t| table.contains(t)),
         "the original disk was not repartitioned like the target:\n{table}"
     );
     Ok(())
 }
 
 fn boot_each_disk_alone(ctx: &mut Ctx, p: &Pair) -> Result<()> {
+    boot_each_disk_alone_as(ctx, p, &XS7)
+}
+
+/// Each disk alone, through the firmware: BIOS boots the only disk's boot code, UEFI the
+/// boot entry xenraid made for that disk (the variable store is the run's own).
+fn boot_each_disk_alone_as(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<()> {
     for (name, disk) in [("boot-disk-a-only", &p.a), ("boot-disk-b-only", &p.b)] {
         ctx.phase(name, |c| {
             let mut vm = c.boot(name, &p.image, &[disk])?;
-            assert_on_raid(&mut vm, name)?;
+            assert_on_raid_as(&mut vm, name, want.root)?;
             let arrays = wait_arrays_active(&mut vm, 3 * MIN)?;
             ensure!(
-                arrays.len() == 5
+                arrays.len() == want.arrays
                     && arrays
                         .iter()
                         .all(|x| x.health == "[U_]" || x.health == "[_U]"),
-                "{name}: expected 5 arrays on one member: {arrays:?}"
+                "{name}: expected {} arrays on one member: {arrays:?}",
+                want.arrays
             );
             vm.shutdown(5 * MIN)
         })?;
@@ -138,17 +205,31 @@ fn boot_each_disk_alone(ctx: &mut Ctx, p: &Pair) -> Result<()> {
 }
 
 pub fn convert(ctx: &mut Ctx) -> Result<()> {
-    let p = ctx.phase("image", |c| pair(c))?;
+    convert_as(ctx, &XS7)
+}
+
+/// Issue 5: the same end-to-end proof on XenServer 6.5 (md 0.90, extlinux).
+pub fn convert_xs65(ctx: &mut Ctx) -> Result<()> {
+    convert_as(ctx, &XS65)
+}
+
+/// Issue 5: the same end-to-end proof on XCP-ng 8 (UEFI, an ESP and a boot entry per disk).
+pub fn convert_uefi(ctx: &mut Ctx) -> Result<()> {
+    convert_as(ctx, &XCPNG8)
+}
+
+fn convert_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
+    let p = ctx.phase("image", |c| pair_of(c, want.profile))?;
     ctx.phase("convert-reboot-resume", |c| {
         let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
         start_convert(&mut vm, &p.b, "--resync-speed max")?;
         vm.wait_booted(60 * MIN)?;
-        assert_converted(&mut vm, &p.image, &p.a)?;
+        assert_converted_as(&mut vm, &p.image, &p.a, want)?;
         let again = vm.run(&format!("{GUEST_BIN} resume"), MIN)?.stdout;
         ensure!(again.contains("complete"), "resume after the end: {again}");
         vm.shutdown(5 * MIN)
     })?;
-    boot_each_disk_alone(ctx, &p)
+    boot_each_disk_alone_as(ctx, &p, want)
 }
 
 /// The seed zaps "/dev/sda" after the reboot; here the VM swaps the disks' order between the

@@ -71,6 +71,18 @@ pub fn all() -> Vec<Scenario> {
             run: convert::convert,
         },
         Scenario {
+            name: "convert-xs65",
+            core: false,
+            about: "issue 5: convert on xs65-bios (md 0.90, extlinux + gptmbr.bin): one reboot, resume, SR via xe, each disk boots alone",
+            run: convert::convert_xs65,
+        },
+        Scenario {
+            name: "convert-uefi",
+            core: false,
+            about: "issue 5: convert on xcpng8-uefi (an ESP and a boot entry per disk): one reboot, resume, SR via xe, each disk boots alone",
+            run: convert::convert_uefi,
+        },
+        Scenario {
             name: "rollback",
             core: true,
             about: "convert stopped before the point of no return, then rollback: original as before, target blank",
