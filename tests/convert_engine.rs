@@ -360,39 +360,40 @@ fn runs_of(sys: &Scripted, text: &str) -> usize {
         .count()
 }
 
-#[test]
-fn a_device_udev_was_re_creating_is_tried_again() {
-    // What the bench hit: udev re-read the new partition table once more after `settle`,
-    // and wipefs found no -part1 link for an instant.
+/// Runs the lab plan with the first `wipefs` of the target's partition 1 failing once with
+/// `stderr`.
+fn run_with_wipefs_failing_once(
+    stderr: &str,
+) -> (Scripted, Journal, Result<Outcome, ConvertError>) {
     let dir = tempfile::tempdir().unwrap();
     let store = JournalStore::new(dir.path().join("convert.json"));
     let mut journal = Journal::new(lab_plan(), options());
     let sys = Scripted {
-        fail_once: RefCell::new(Some((
-            WIPE_PART1.into(),
-            "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: probing initialization failed: No such file or directory".into(),
-        ))),
+        fail_once: RefCell::new(Some((WIPE_PART1.into(), stderr.into()))),
         ..Scripted::default()
     };
-    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let result = run_plan(&sys, &store, &mut journal, &quiet);
+    (sys, journal, result)
+}
+
+#[test]
+fn a_device_udev_was_re_creating_is_tried_again() {
+    // What the bench hit: udev re-read the new partition table once more after `settle`,
+    // and wipefs found no -part1 link for an instant.
+    let (sys, journal, result) = run_with_wipefs_failing_once(
+        "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: probing initialization failed: No such file or directory",
+    );
+    result.unwrap();
     assert_eq!(runs_of(&sys, WIPE_PART1), 2);
     assert_eq!(journal.status("clear-target-signatures"), StepStatus::Done);
 }
 
 #[test]
 fn any_other_failure_is_not_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = JournalStore::new(dir.path().join("convert.json"));
-    let mut journal = Journal::new(lab_plan(), options());
-    let sys = Scripted {
-        fail_once: RefCell::new(Some((
-            WIPE_PART1.into(),
-            "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: Device or resource busy"
-                .into(),
-        ))),
-        ..Scripted::default()
-    };
-    let err = run_plan(&sys, &store, &mut journal, &quiet).unwrap_err();
+    let (sys, journal, result) = run_with_wipefs_failing_once(
+        "wipefs: error: /dev/disk/by-id/wwn-0x5000c500a0000002-part1: Device or resource busy",
+    );
+    let err = result.unwrap_err();
     assert!(err.to_string().contains("busy"), "{err}");
     assert_eq!(runs_of(&sys, WIPE_PART1), 1);
     assert_ne!(journal.status("clear-target-signatures"), StepStatus::Done);

@@ -5,11 +5,10 @@
 //! code is real.
 
 use super::convert::{assert_on_raid, converted_pair};
-use super::xenraid::{install, GUEST_BIN};
+use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use crate::vm::Vm;
 use anyhow::{ensure, Context, Result};
-use std::path::Path;
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -50,22 +49,7 @@ pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
     let p = ctx.phase("converted-guest", converted_pair)?;
     ctx.phase("break-and-fix", |c| {
         let mut vm = c.boot("doctored", &p.image, &[&p.a, &p.b])?;
-        install(&mut vm)?;
-        // What a finished install has: the monitor running with an alert channel.
-        vm.put_text(
-            "/etc/xenraid/xenraid.toml",
-            "[alert.xapi]\n",
-        )?;
-        vm.copy_in(
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../packaging/systemd/xenraid-monitor.service"),
-            "/etc/systemd/system/xenraid-monitor.service",
-            0o644,
-        )?;
-        vm.run(
-            &format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid && systemctl daemon-reload && systemctl enable --now xenraid-monitor"),
-            MIN,
-        )?;
+        install_with_monitor(&mut vm, "[alert.xapi]\n")?;
         let (status, out) = doctor(&mut vm, "")?;
         ensure!(status == 0, "a freshly converted host must pass doctor, exit {status}:\n{out}");
         println!("DOCTOR converted host: every check passes");

@@ -6,12 +6,11 @@
 //! the XAPI message).
 
 use super::convert::{assert_on_raid, converted_pair};
-use super::xenraid::{install, GUEST_BIN};
+use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use crate::vm::Vm;
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -45,18 +44,8 @@ pub fn scrub_scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.phase("scrub", |c| {
         let mut vm = c.boot("scrubbed", &p.image, &[&p.a, &p.b])?;
         assert_on_raid(&mut vm, "the converted guest")?;
-        install(&mut vm)?;
-        vm.put_text("/etc/xenraid/xenraid.toml", "[alert.xapi]\n")?;
-        vm.copy_in(
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../packaging/systemd/xenraid-monitor.service"),
-            "/etc/systemd/system/xenraid-monitor.service",
-            0o644,
-        )?;
-        vm.run(
-            &format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid && systemctl daemon-reload && systemctl start xenraid-monitor && mdadm --wait /dev/md/* ; true"),
-            20 * MIN,
-        )?;
+        install_with_monitor(&mut vm, "[alert.xapi]\n")?;
+        vm.run("mdadm --wait /dev/md/* ; true", 20 * MIN)?;
 
         // 1. A budget too short for the array: stopped part way, the position kept.
         let (status, first, _) = scrub(&mut vm, Some("2s"))?;

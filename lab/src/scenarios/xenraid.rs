@@ -32,6 +32,23 @@ pub fn install(vm: &mut Vm) -> Result<()> {
     vm.copy_in(&xenraid_binary()?, GUEST_BIN, 0o755)
 }
 
+/// What a finished install has: xenraid installed, `config` as /etc/xenraid/xenraid.toml and
+/// the shipped `xenraid-monitor.service` enabled and running.
+pub fn install_with_monitor(vm: &mut Vm, config: &str) -> Result<()> {
+    install(vm)?;
+    vm.put_text("/etc/xenraid/xenraid.toml", config)?;
+    vm.copy_in(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/xenraid-monitor.service"),
+        "/etc/systemd/system/xenraid-monitor.service",
+        0o644,
+    )?;
+    vm.run(
+        &format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid && systemctl daemon-reload && systemctl enable --now xenraid-monitor"),
+        Duration::from_secs(60),
+    )?;
+    Ok(())
+}
+
 /// A guest of `profile` with its system disk and a blank 4G target (XRLAB-TGT0), booted.
 pub struct GuestWithTarget {
     pub image: Image,
