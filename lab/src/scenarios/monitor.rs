@@ -5,7 +5,7 @@
 //! `xe` stand-in's log; `status --check` CRITICAL.
 
 use super::convert::converted_pair;
-use super::xenraid::{install, GUEST_BIN};
+use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use anyhow::{bail, ensure, Context, Result};
 use std::io::{BufRead, BufReader};
@@ -139,20 +139,10 @@ pub fn monitor(ctx: &mut Ctx) -> Result<()> {
     let port = mail.port;
     ctx.phase("monitor", |c| {
         let mut vm = c.boot_networked("monitored", &p.image, &[&p.a, &p.b])?;
-        install(&mut vm)?;
         vm.run(&NET_UP.replace("PORT", &port.to_string()), MIN)
             .context("the guest cannot reach the host's SMTP server")?;
-        vm.put_text("/etc/xenraid/xenraid.toml", &config(port))?;
         vm.run(&format!("mkdir -p $(dirname {PROM})"), MIN)?;
-        vm.copy_in(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/xenraid-monitor.service"),
-            "/etc/systemd/system/xenraid-monitor.service",
-            0o644,
-        )?;
-        vm.run(
-            &format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid && systemctl daemon-reload && systemctl start xenraid-monitor"),
-            MIN,
-        )?;
+        install_with_monitor(&mut vm, &config(port))?;
 
         // alert-test: every channel, through the real server.
         let since = unix_now();
