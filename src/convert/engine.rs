@@ -256,6 +256,8 @@ fn execute(
                 let path = JournalStore::under(root, JOURNAL_FILE).path;
                 sys.write_file(&path.to_string_lossy(), &text)?;
             }
+            Action::EfiBootNext { label } => super::efi::set_boot_next(sys, label)?,
+            Action::EfiBootOrderFirst { labels } => super::efi::put_first(sys, labels)?,
             Action::WaitSync { devices } => {
                 if journal.options.no_wait {
                     say.say("not waiting for the resync (--no-wait); `xenraid status` shows it");

@@ -2,6 +2,7 @@
 //! before acting, so a resume after a crash is always safe), and rollback.
 
 pub mod arrays;
+pub mod efi;
 pub mod engine;
 pub mod journal;
 pub mod progress;
@@ -39,4 +40,6 @@ pub enum ConvertError {
     RollbackFromRaid,
     #[error("array {device}: {problem}")]
     Array { device: String, problem: String },
+    #[error("{problem}")]
+    Firmware { problem: String },
 }

@@ -58,6 +58,7 @@ pub fn rollback(
         say.say(&format!("{}: blank again", target.by_id));
     }
     restore_boot_config(sys, journal, say)?;
+    remove_firmware_entries(sys, journal, say)?;
 
     journal.state = JournalState::RolledBack;
     store.remove()?;
@@ -66,6 +67,29 @@ pub fn rollback(
         let _ = std::fs::remove_dir(dir);
     }
     say.say("rolled back: the host is as it was before `xenraid convert`");
+    Ok(())
+}
+
+/// The target's UEFI boot entry (and a BootNext pointing at it) go with the target's content.
+fn remove_firmware_entries(
+    sys: &dyn System,
+    journal: &Journal,
+    say: &dyn Say,
+) -> Result<(), ConvertError> {
+    let labels: Vec<String> = journal
+        .plan_steps()
+        .filter(|s| s.id == "bootloader-target")
+        .filter_map(|s| match &s.done_check {
+            DoneCheck::EfiBootEntry { label } => Some(label.clone()),
+            _ => None,
+        })
+        .collect();
+    for label in labels {
+        let removed = super::efi::delete_entries(sys, &label)?;
+        if removed > 0 {
+            say.say(&format!("firmware boot entry '{label}' removed"));
+        }
+    }
     Ok(())
 }
 

@@ -211,10 +211,8 @@ impl LiveSystem<'_> {
                     .and_then(|v| v.as_str().map(str::to_string))
                     == Some(code.clone())
             }
-            DoneCheck::EfiBootEntry { label } => self
-                .runner
-                .run(&Command::new("efibootmgr", Vec::<String>::new()))
-                .map(|o| o.stdout.contains(label.as_str()))
+            DoneCheck::EfiBootEntry { label } => super::efi::read(self)
+                .map(|vars| !vars.numbers_of(label).is_empty())
                 .unwrap_or(false),
             DoneCheck::SrExists { name_label, device } => self.sr_exists(name_label, device),
             DoneCheck::DiskSerial { by_id, serial } => self

@@ -122,6 +122,9 @@ pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
 }
 
 pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
+    if ctx.layout.profile == Profile::XenServerUefi {
+        return efi_boot_once(ctx).into_iter().collect();
+    }
     let src_w = vec![writes(ctx.src())];
     let Some((path, rewritten)) = ctx.rewritten_boot_config() else {
         return Vec::new();
@@ -201,10 +204,60 @@ pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
                 },
             )]
         }
-        // UEFI: efibootmgr --create puts the target's entry first in BootOrder. Plain GRUB2:
-        // grub-mkconfig output is not known before it runs; the firmware boot menu picks.
+        // Plain GRUB2: grub-mkconfig output is not known before it runs; the firmware boot
+        // menu picks.
         _ => Vec::new(),
     }
+}
+
+/// UEFI: the firmware's own one-shot. BootNext is spent by the boot that uses it, so a RAID
+/// boot that fails leaves the next power cycle on the original disk's entry in BootOrder.
+fn efi_boot_once(ctx: &Ctx<'_>) -> Option<Step> {
+    ctx.layout.esp?;
+    ctx.efibootmgr(ctx.target, ctx.layout.esp?)?;
+    Some(step(
+        "boot-once",
+        "one-shot firmware boot (BootNext) of the target's entry: the next boot tries the RAID, the one after returns to the original unless the RAID came up",
+        vec![Writes::Firmware],
+        vec![Action::EfiBootNext {
+            label: ctx.efi_label(ctx.target),
+        }],
+        DoneCheck::Journal,
+    ))
+}
+
+/// UEFI, phase 2: a firmware entry for the original disk's new ESP (its old entry named a
+/// partition that no longer exists), then both entries first in BootOrder, the target's
+/// (the disk that booted this RAID) before the original's.
+pub(super) fn efi_entries_both(ctx: &Ctx<'_>) -> Vec<Step> {
+    let (Profile::XenServerUefi, Some(esp)) = (ctx.layout.profile, ctx.layout.esp) else {
+        return Vec::new();
+    };
+    let src = ctx.src();
+    let Some((create, label)) = ctx.efibootmgr(src, esp) else {
+        return Vec::new();
+    };
+    vec![
+        // Its own step so that a resume never creates a second entry.
+        step(
+            "boot-entry-original",
+            "a firmware boot entry for the original disk's ESP",
+            vec![Writes::Firmware],
+            vec![create],
+            DoneCheck::EfiBootEntry {
+                label: label.clone(),
+            },
+        ),
+        step(
+            "boot-order",
+            "both disks' entries first in BootOrder: either disk boots the RAID if the other fails",
+            vec![Writes::Firmware],
+            vec![Action::EfiBootOrderFirst {
+                labels: vec![ctx.efi_label(ctx.target), label],
+            }],
+            DoneCheck::Journal,
+        ),
+    ]
 }
 
 pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
@@ -235,10 +288,7 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
                 &format!("{ESP_STAGING}/"),
             ]));
             actions.push(run(&["umount", ESP_STAGING]));
-            if let Some((action, _label)) = ctx.efibootmgr(src, esp) {
-                actions.push(action);
-            }
-            writes_list = vec![writes(src), Writes::Firmware];
+            writes_list = vec![writes(src)];
         }
         (Profile::XenServer65, _) => {
             let gptmbr = gptmbr_path(ctx);

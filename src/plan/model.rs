@@ -167,6 +167,16 @@ pub enum Action {
     WaitSync {
         devices: Vec<String>,
     },
+    /// Boot the firmware entry with this label once, at the next boot only (UEFI BootNext):
+    /// its number is known only on the host, so the engine looks it up.
+    EfiBootNext {
+        label: String,
+    },
+    /// Put the firmware entries with these labels first in BootOrder, in this order; the
+    /// other entries follow in their old order.
+    EfiBootOrderFirst {
+        labels: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -130,6 +130,16 @@ pub fn render_plan(plan: &Plan) -> String {
                     Action::SaveJournal { root } => {
                         let _ = writeln!(out, "     record the journal under {root} (fsynced)");
                     }
+                    Action::EfiBootNext { label } => {
+                        let _ = writeln!(out, "     $ efibootmgr --bootnext <number of '{label}'>");
+                    }
+                    Action::EfiBootOrderFirst { labels } => {
+                        let _ = writeln!(
+                            out,
+                            "     $ efibootmgr --bootorder <numbers of '{}'>,<the others>",
+                            labels.join("', '")
+                        );
+                    }
                     Action::WaitSync { devices } => {
                         let _ = writeln!(
                             out,

@@ -271,17 +271,24 @@ impl<'a> Ctx<'a> {
         Some(format!("{dir}\\{file}"))
     }
 
-    pub(super) fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
-        let label = format!(
+    /// The firmware entry's label for this disk: the serial names the physical disk.
+    pub(super) fn efi_label(&self, disk: &Disk) -> String {
+        format!(
             "{} (xenraid {})",
             self.facts.product.brand,
             disk.serial.as_deref().unwrap_or(&disk.name)
-        );
+        )
+    }
+
+    pub(super) fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
+        let label = self.efi_label(disk);
         let loader = self.efi_loader()?;
         Some((
             run_owned(vec![
                 "efibootmgr".into(),
-                "--create".into(),
+                // Not --create: that also puts the entry first in BootOrder, a permanent switch
+                // to a RAID that has never booted. The first boot goes through BootNext.
+                "--create-only".into(),
                 "--disk".into(),
                 disk.stable_path(),
                 "--part".into(),
@@ -773,6 +780,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     }
 
     steps.push(super::boot_steps::bootloader_both(ctx));
+    steps.extend(super::boot_steps::efi_entries_both(ctx));
     steps.push(super::lifecycle_steps::wait_sync(ctx));
     steps
 }

@@ -169,6 +169,9 @@ fn assert_converted_as(vm: &mut Vm, image: &Image, a: &Disk, want: &Expect) -> R
         MIN,
     )
     .context("the resume unit must be gone after the finish")?;
+    if image.is_uefi() {
+        assert_boot_order_starts_with_both(vm)?;
+    }
     let table = vm.run(&format!("sgdisk -p {}", a.by_id()), MIN)?.stdout;
     ensure!(
         table.matches("FD00").count() == want.raid_partitions
@@ -185,10 +188,27 @@ fn boot_each_disk_alone(ctx: &mut Ctx, p: &Pair) -> Result<()> {
 /// Each disk alone, through the firmware: BIOS boots the only disk's boot code, UEFI the
 /// boot entry xenraid made for that disk (the variable store is the run's own).
 fn boot_each_disk_alone_as(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<()> {
+    // OVMF deletes boot entries whose disk is absent (QemuBootOrderLib prunes unmatched HD()
+    // entries); real firmware keeps them. Each lone boot starts from the converted store.
+    let vars = ctx.dir.join("uefi-vars.fd");
+    let converted_vars = ctx.dir.join("uefi-vars-converted.fd");
+    if p.image.is_uefi() {
+        std::fs::copy(&vars, &converted_vars)?;
+    }
     for (name, disk) in [("boot-disk-a-only", &p.a), ("boot-disk-b-only", &p.b)] {
         ctx.phase(name, |c| {
+            if p.image.is_uefi() {
+                std::fs::copy(&converted_vars, &vars)?;
+            }
             let mut vm = c.boot(name, &p.image, &[disk])?;
             assert_on_raid_as(&mut vm, name, want.root)?;
+            if p.image.is_uefi() {
+                let current = efi_current_label(&mut vm)?;
+                ensure!(
+                    current.ends_with(&format!("(xenraid {})", disk.serial)),
+                    "{name}: the firmware booted '{current}', not the disk's own xenraid entry"
+                );
+            }
             let arrays = wait_arrays_active(&mut vm, 3 * MIN)?;
             ensure!(
                 arrays.len() == want.arrays
@@ -257,6 +277,46 @@ pub fn convert_swapped(ctx: &mut Ctx) -> Result<()> {
         vm.shutdown(5 * MIN)
     })?;
     boot_each_disk_alone(ctx, &p)
+}
+
+/// The label of the firmware entry this boot came through (efibootmgr's BootCurrent).
+fn efi_current_label(vm: &mut Vm) -> Result<String> {
+    let out = vm.run("efibootmgr", MIN)?.stdout;
+    let current = out
+        .lines()
+        .find_map(|l| l.strip_prefix("BootCurrent:"))
+        .map(str::trim)
+        .context("efibootmgr shows no BootCurrent")?;
+    let prefix = format!("Boot{current}");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|l| l.trim_start_matches('*').trim().to_string())
+        .with_context(|| format!("no entry {current}:\n{out}"))
+}
+
+/// BootOrder starts with the two entries xenraid made, the disk that booted the RAID first.
+fn assert_boot_order_starts_with_both(vm: &mut Vm) -> Result<()> {
+    let out = vm.run("efibootmgr", MIN)?.stdout;
+    let order: Vec<&str> = out
+        .lines()
+        .find_map(|l| l.strip_prefix("BootOrder:"))
+        .map(|o| o.trim().split(',').collect())
+        .unwrap_or_default();
+    let label = |n: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("Boot{n}")))
+            .map(|l| l.trim_start_matches('*').trim().to_string())
+            .unwrap_or_default()
+    };
+    let first: Vec<String> = order.iter().take(2).map(|n| label(n)).collect();
+    ensure!(
+        first.len() == 2
+            && first[0].ends_with("(xenraid XRLAB-TGT0)")
+            && first[1].ends_with("(xenraid XRLAB-SYS0)"),
+        "BootOrder should start with both xenraid entries, is {first:?}:\n{out}"
+    );
+    eprintln!("[convert]   BootOrder: {}", first.join(", "));
+    Ok(())
 }
 
 /// What a rollback must give back, measured in the original system before and after.
