@@ -15,8 +15,8 @@ use xenraid::plan::lifecycle_steps::JOURNAL_FILE;
 use xenraid::plan::Plan;
 
 use crate::cli::{
-    ConvertArgs, ResumeArgs, ResyncSpeedArg, RollbackArgs, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME,
-    EXIT_USAGE,
+    ConvertArgs, ResumeArgs, ResyncSpeedArg, RollbackArgs, RunArgs, EXIT_OK, EXIT_REFUSED,
+    EXIT_RUNTIME, EXIT_USAGE,
 };
 
 fn store() -> JournalStore {
@@ -86,19 +86,82 @@ pub fn convert(args: &ConvertArgs, plan: Plan) -> anyhow::Result<i32> {
         eprintln!("xenraid: not confirmed; nothing was written");
         return Ok(EXIT_USAGE);
     }
-    let options = RunOptions {
-        no_wait: args.run.no_wait,
-        resync_speed: match args.run.resync_speed {
+    let mut journal = Journal::new(plan, run_options(&args.run));
+    store.save(&journal).context("starting the journal")?;
+    drive(&store, &mut journal, args.run.json, |j, s| {
+        run_plan(&live(args.run.json), &store, j, s)
+    })
+}
+
+fn run_options(run: &RunArgs) -> RunOptions {
+    RunOptions {
+        no_wait: run.no_wait,
+        resync_speed: match run.resync_speed {
             ResyncSpeedArg::Default => ResyncSpeed::Default,
             ResyncSpeedArg::Max => ResyncSpeed::Max,
             ResyncSpeedArg::KbPerSec(v) => ResyncSpeed::KbPerSec(v),
         },
-        stop_before: args.run.stop_before.clone(),
-    };
-    let mut journal = Journal::new(plan, options);
+        stop_before: run.stop_before.clone(),
+    }
+}
+
+/// A maintenance operation (replace, add-mirror): its plan printed, refused on a failed
+/// preflight, confirmed, then run through the engine with its own journal. Run again after an
+/// interruption, the same command continues the journal instead of planning anew.
+#[allow(dead_code)] // used by replace and add-mirror (next commits)
+pub struct Operation<'a> {
+    /// `replace`, `add-mirror`: names the journal and the messages.
+    pub name: &'a str,
+    pub journal_file: &'a str,
+    /// Asked before anything is written ("This erases …").
+    pub question: String,
+    pub yes: bool,
+    pub run: &'a RunArgs,
+}
+
+#[allow(dead_code)]
+pub fn run_operation(
+    op: &Operation<'_>,
+    plan: impl FnOnce() -> anyhow::Result<Plan>,
+) -> anyhow::Result<i32> {
+    let store = JournalStore::new(op.journal_file);
+    if let Some(mut journal) = store.load()? {
+        if journal.state == JournalState::InProgress {
+            sayer(op.run.json)(&format!(
+                "xenraid: continuing the interrupted {} from {} (next step: {})",
+                op.name,
+                op.journal_file,
+                journal.next_step().map(|r| r.id.as_str()).unwrap_or("none")
+            ));
+            journal.options.no_wait |= op.run.no_wait;
+            journal.options.stop_before = op.run.stop_before.clone();
+            return drive(&store, &mut journal, op.run.json, |j, s| {
+                run_plan(&live(op.run.json), &store, j, s)
+            });
+        }
+    }
+    let plan = plan()?;
+    if !op.run.json {
+        print!("{}", xenraid::plan::render::render_plan(&plan));
+    }
+    if plan.refused() {
+        if op.run.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        }
+        eprintln!(
+            "xenraid: preflight refused the {}; nothing was written",
+            op.name
+        );
+        return Ok(EXIT_REFUSED);
+    }
+    if !op.yes && !confirm(&format!("\n{}", op.question))? {
+        eprintln!("xenraid: not confirmed; nothing was written");
+        return Ok(EXIT_USAGE);
+    }
+    let mut journal = Journal::new(plan, run_options(op.run));
     store.save(&journal).context("starting the journal")?;
-    drive(&store, &mut journal, args.run.json, |j, s| {
-        run_plan(&live(args.run.json), &store, j, s)
+    drive(&store, &mut journal, op.run.json, |j, s| {
+        run_plan(&live(op.run.json), &store, j, s)
     })
 }
 

@@ -112,6 +112,8 @@ pub enum PhaseKind {
     AfterReboot,
     /// The local SR on the mirrored storage array.
     Storage,
+    /// A change to a running mirrored host (replace a disk, add a mirror): no reboot.
+    Maintenance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,6 +106,7 @@ pub fn render_plan(plan: &Plan) -> String {
             PhaseKind::BeforeReboot => "Phase 1, before the reboot (writes only the target, plus a backed-up boot-once entry)",
             PhaseKind::AfterReboot => "Phase 2, after the reboot on the RAID (folds the original disk in)",
             PhaseKind::Storage => "Phase 3, storage",
+            PhaseKind::Maintenance => "Steps (no reboot)",
         };
         let _ = writeln!(out, "\n{title}");
         for step in &phase.steps {
