@@ -66,6 +66,38 @@ pub enum Commands {
     /// conf, boot loader on every member disk, fstab, labels, bitmaps, monitor); --fix repairs
     /// what is safe. Exit 4 when a check fails.
     Doctor(DoctorArgs),
+    /// Replace a failed or missing member disk: its members out, then (with --new) the new
+    /// disk partitioned like the healthy one, added to every array, made bootable, resynced.
+    /// A member disk that came back after a brief loss is re-added (the bitmap limits the
+    /// resync). Run again after an interruption, it continues.
+    Replace(ReplaceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReplaceArgs {
+    /// The member disk to replace (/dev/sdX or /dev/disk/by-id/…); found by itself when one
+    /// disk has failed members or is gone. Naming a working disk retires it.
+    #[arg(long, value_name = "DISK")]
+    pub failed: Option<String>,
+
+    /// The disk that takes its place: blank, at least as large as the healthy disk.
+    #[arg(long, value_name = "DISK")]
+    pub new: Option<String>,
+
+    /// Erase what the new disk holds (it must not be in use).
+    #[arg(long)]
+    pub wipe_target: bool,
+
+    /// Add the new disk as a hot spare to every array instead (the arrays are complete).
+    #[arg(long)]
+    pub spare: bool,
+
+    /// Do not ask for confirmation (automation).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

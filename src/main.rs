@@ -9,6 +9,7 @@ use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
 mod metrics_cmd;
 mod monitor_cmd;
+mod replace_cmd;
 mod run_cmd;
 mod scrub_cmd;
 
@@ -154,6 +155,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             scrub_cmd::scrub(args)
         }
         Commands::Doctor(args) => doctor(cli, args),
+        Commands::Replace(args) => replace_cmd::replace(&cli.root, args, read_facts(cli)?),
     }
 }
 

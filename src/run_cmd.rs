@@ -108,7 +108,6 @@ fn run_options(run: &RunArgs) -> RunOptions {
 /// A maintenance operation (replace, add-mirror): its plan printed, refused on a failed
 /// preflight, confirmed, then run through the engine with its own journal. Run again after an
 /// interruption, the same command continues the journal instead of planning anew.
-#[allow(dead_code)] // used by replace and add-mirror (next commits)
 pub struct Operation<'a> {
     /// `replace`, `add-mirror`: names the journal and the messages.
     pub name: &'a str,
@@ -119,7 +118,6 @@ pub struct Operation<'a> {
     pub run: &'a RunArgs,
 }
 
-#[allow(dead_code)]
 pub fn run_operation(
     op: &Operation<'_>,
     plan: impl FnOnce() -> anyhow::Result<Plan>,

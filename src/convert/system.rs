@@ -211,6 +211,7 @@ impl LiveSystem<'_> {
                     .and_then(|v| v.as_str().map(str::to_string))
                     == Some(code.clone())
             }
+            DoneCheck::Detached { member } => self.holder_of(member).is_none(),
             DoneCheck::EfiBootEntry { label } => super::efi::read(self)
                 .map(|vars| !vars.numbers_of(label).is_empty())
                 .unwrap_or(false),

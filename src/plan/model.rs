@@ -249,6 +249,10 @@ pub enum DoneCheck {
         path: String,
         text: String,
     },
+    /// This member belongs to no array any more (failed and removed, or gone with its disk).
+    Detached {
+        member: String,
+    },
     /// Every listed array is in sync (no resync or recovery pending).
     InSync {
         devices: Vec<String>,

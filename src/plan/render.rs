@@ -185,6 +185,7 @@ pub fn check_text(check: &DoneCheck) -> String {
         } => format!("{device} is mounted on {mount_point}"),
         DoneCheck::FileContains { path, text } => format!("{path} contains `{text}`"),
         DoneCheck::BootCode { by_id, code } => format!("{by_id} has {code} boot code"),
+        DoneCheck::Detached { member } => format!("{member} is in no array"),
         DoneCheck::EfiBootEntry { label } => format!("an EFI boot entry '{label}' exists"),
         DoneCheck::RootOn { device, .. } => format!("/ is mounted from {device}"),
         DoneCheck::SrExists { name_label, device } => {

@@ -10,7 +10,7 @@ use super::model::*;
 /// Where the RAID root is assembled before the reboot.
 pub const NEW_ROOT: &str = "/run/xenraid/newroot";
 /// Where the original disk's new ESP is filled after the reboot.
-pub(super) const ESP_STAGING: &str = "/run/xenraid/esp";
+pub(crate) const ESP_STAGING: &str = "/run/xenraid/esp";
 
 pub struct Ctx<'a> {
     pub facts: &'a HostFacts,
@@ -28,7 +28,7 @@ pub(crate) fn run(argv: &[&str]) -> Action {
     }
 }
 
-pub(super) fn run_owned(argv: Vec<String>) -> Action {
+pub(crate) fn run_owned(argv: Vec<String>) -> Action {
     Action::Run { argv }
 }
 
@@ -254,53 +254,63 @@ impl<'a> Ctx<'a> {
         ))
     }
 
-    fn efi_loader(&self) -> Option<String> {
-        let dir = self
-            .facts
-            .boot
-            .config_path
-            .as_deref()?
-            .strip_prefix("/boot/efi")?
-            .strip_suffix("/grub.cfg")?
-            .replace('/', "\\");
-        let loaders = &self.facts.boot.efi_loaders;
-        let file = ["shimx64.efi", "grubx64.efi"]
-            .iter()
-            .find_map(|want| loaders.iter().find(|l| l.eq_ignore_ascii_case(want)))
-            .or(loaders.first())?;
-        Some(format!("{dir}\\{file}"))
-    }
-
-    /// The firmware entry's label for this disk: the serial names the physical disk.
     pub(super) fn efi_label(&self, disk: &Disk) -> String {
-        format!(
-            "{} (xenraid {})",
-            self.facts.product.brand,
-            disk.serial.as_deref().unwrap_or(&disk.name)
-        )
+        efi_label(self.facts, disk)
     }
 
     pub(super) fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
-        let label = self.efi_label(disk);
-        let loader = self.efi_loader()?;
-        Some((
-            run_owned(vec![
-                "efibootmgr".into(),
-                // Not --create: that also puts the entry first in BootOrder, a permanent switch
-                // to a RAID that has never booted. The first boot goes through BootNext.
-                "--create-only".into(),
-                "--disk".into(),
-                disk.stable_path(),
-                "--part".into(),
-                esp.to_string(),
-                "--label".into(),
-                label.clone(),
-                "--loader".into(),
-                loader,
-            ]),
-            label,
-        ))
+        efibootmgr(self.facts, disk, esp)
     }
+}
+
+/// The firmware entry's label for this disk: the serial names the physical disk.
+pub(crate) fn efi_label(facts: &HostFacts, disk: &Disk) -> String {
+    format!(
+        "{} (xenraid {})",
+        facts.product.brand,
+        disk.serial.as_deref().unwrap_or(&disk.name)
+    )
+}
+
+/// The loader the host boots, as the firmware names it (`\EFI\xenserver\grubx64.efi`).
+fn efi_loader(facts: &HostFacts) -> Option<String> {
+    let dir = facts
+        .boot
+        .config_path
+        .as_deref()?
+        .strip_prefix("/boot/efi")?
+        .strip_suffix("/grub.cfg")?
+        .replace('/', "\\");
+    let loaders = &facts.boot.efi_loaders;
+    let file = ["shimx64.efi", "grubx64.efi"]
+        .iter()
+        .find_map(|want| loaders.iter().find(|l| l.eq_ignore_ascii_case(want)))
+        .or(loaders.first())?;
+    Some(format!("{dir}\\{file}"))
+}
+
+/// A firmware entry for the ESP on this disk, created but not put in BootOrder (see
+/// `Action::EfiBootOrderFirst`), and its label.
+pub(crate) fn efibootmgr(facts: &HostFacts, disk: &Disk, esp: u32) -> Option<(Action, String)> {
+    let label = efi_label(facts, disk);
+    let loader = efi_loader(facts)?;
+    Some((
+        run_owned(vec![
+            "efibootmgr".into(),
+            // Not --create: that also puts the entry first in BootOrder, a permanent switch
+            // to a RAID that has never booted. The first boot goes through BootNext.
+            "--create-only".into(),
+            "--disk".into(),
+            disk.stable_path(),
+            "--part".into(),
+            esp.to_string(),
+            "--label".into(),
+            label.clone(),
+            "--loader".into(),
+            loader,
+        ]),
+        label,
+    ))
 }
 
 pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
