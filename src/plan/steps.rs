@@ -6,6 +6,7 @@ use super::edits::*;
 use super::ids::vfat_id;
 use super::layout::{Layout, NewPartition};
 use super::model::*;
+pub(crate) use super::shared::{bitmap_chunk, efi_label, efibootmgr};
 
 /// Where the RAID root is assembled before the reboot.
 pub const NEW_ROOT: &str = "/run/xenraid/newroot";
@@ -254,6 +255,16 @@ impl<'a> Ctx<'a> {
         ))
     }
 
+    /// The size of the member partition an array gets (the same on both disks).
+    fn member_bytes(&self, number: u32) -> u64 {
+        let sectors = match (self.src().partition(number), &self.layout.new_storage) {
+            (Some(p), _) => p.size_sectors,
+            (None, Some(n)) if n.number == number => n.end + 1 - n.start,
+            _ => 0,
+        };
+        sectors * u64::from(self.src().logical_sector_size.max(512))
+    }
+
     pub(super) fn efi_label(&self, disk: &Disk) -> String {
         efi_label(self.facts, disk)
     }
@@ -261,56 +272,6 @@ impl<'a> Ctx<'a> {
     pub(super) fn efibootmgr(&self, disk: &Disk, esp: u32) -> Option<(Action, String)> {
         efibootmgr(self.facts, disk, esp)
     }
-}
-
-/// The firmware entry's label for this disk: the serial names the physical disk.
-pub(crate) fn efi_label(facts: &HostFacts, disk: &Disk) -> String {
-    format!(
-        "{} (xenraid {})",
-        facts.product.brand,
-        disk.serial.as_deref().unwrap_or(&disk.name)
-    )
-}
-
-/// The loader the host boots, as the firmware names it (`\EFI\xenserver\grubx64.efi`).
-fn efi_loader(facts: &HostFacts) -> Option<String> {
-    let dir = facts
-        .boot
-        .config_path
-        .as_deref()?
-        .strip_prefix("/boot/efi")?
-        .strip_suffix("/grub.cfg")?
-        .replace('/', "\\");
-    let loaders = &facts.boot.efi_loaders;
-    let file = ["shimx64.efi", "grubx64.efi"]
-        .iter()
-        .find_map(|want| loaders.iter().find(|l| l.eq_ignore_ascii_case(want)))
-        .or(loaders.first())?;
-    Some(format!("{dir}\\{file}"))
-}
-
-/// A firmware entry for the ESP on this disk, created but not put in BootOrder (see
-/// `Action::EfiBootOrderFirst`), and its label.
-pub(crate) fn efibootmgr(facts: &HostFacts, disk: &Disk, esp: u32) -> Option<(Action, String)> {
-    let label = efi_label(facts, disk);
-    let loader = efi_loader(facts)?;
-    Some((
-        run_owned(vec![
-            "efibootmgr".into(),
-            // Not --create: that also puts the entry first in BootOrder, a permanent switch
-            // to a RAID that has never booted. The first boot goes through BootNext.
-            "--create-only".into(),
-            "--disk".into(),
-            disk.stable_path(),
-            "--part".into(),
-            esp.to_string(),
-            "--label".into(),
-            label.clone(),
-            "--loader".into(),
-            loader,
-        ]),
-        label,
-    ))
 }
 
 pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
@@ -428,6 +389,7 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        argv.push(bitmap_chunk(ctx.member_bytes(array.partition)));
         if array.metadata != "0.90" {
             // A fixed homehost keeps the name independent of the hostname, which XenServer lets
             // users change; mdadm.conf maps it to /dev/md/<role>.

@@ -378,6 +378,10 @@ pub fn rollback(ctx: &mut Ctx) -> Result<()> {
 /// A converted xs7-bios pair (both disks, every array in sync, SR created) for scenarios that
 /// start from a mirrored host. The converted disks are cached beside the image, keyed by it:
 /// the first use converts (~7 min under TCG), later uses overlay the cached pair.
+/// Bumped when what `convert` leaves on the disks changes (v2: bitmap chunk sized to the
+/// member), so the cached converted pair is made again.
+const CONVERTED_FORMAT: &str = "v2";
+
 pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
     let image = ctx.image(PROFILE)?;
     let key = image
@@ -385,7 +389,11 @@ pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let cache = ctx.lab.dir.join("images").join(format!("converted-{key}"));
+    let cache = ctx
+        .lab
+        .dir
+        .join("images")
+        .join(format!("converted-{CONVERTED_FORMAT}-{key}"));
     let (ca, cb) = (cache.join("disk-a.qcow2"), cache.join("disk-b.qcow2"));
     if !(ca.exists() && cb.exists()) {
         let fresh = pair(ctx)?;

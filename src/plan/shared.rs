@@ -1,0 +1,84 @@
+//! Pieces every plan that writes a member disk needs (convert, replace, add-mirror): md's
+//! bitmap granularity and the disk's firmware boot entry.
+
+use crate::host::{Disk, HostFacts};
+
+use super::model::Action;
+use super::steps::run_owned;
+
+/// md's write-intent bitmap granularity, about 65536 bits per member. A member back after a
+/// brief loss resyncs only the chunks written meanwhile: mdadm's default chunk is 64 MiB
+/// whatever the size (5% of a 1.2 GiB member per dirty chunk), so small members get small
+/// chunks, down to 1 MiB, and members of 4 TiB and more keep 64 MiB, where a finer bitmap
+/// would cost writes. In KiB, without a suffix: older mdadm (XenServer 6.5) takes no suffix.
+pub(crate) fn bitmap_chunk(member_bytes: u64) -> String {
+    let mib = ((member_bytes >> 20) / 65536).max(1).next_power_of_two().min(64);
+    format!("--bitmap-chunk={}", mib * 1024)
+}
+
+/// The firmware entry's label for this disk: the serial names the physical disk.
+pub(crate) fn efi_label(facts: &HostFacts, disk: &Disk) -> String {
+    format!(
+        "{} (xenraid {})",
+        facts.product.brand,
+        disk.serial.as_deref().unwrap_or(&disk.name)
+    )
+}
+
+/// The loader the host boots, as the firmware names it (`\EFI\xenserver\grubx64.efi`).
+fn efi_loader(facts: &HostFacts) -> Option<String> {
+    let dir = facts
+        .boot
+        .config_path
+        .as_deref()?
+        .strip_prefix("/boot/efi")?
+        .strip_suffix("/grub.cfg")?
+        .replace('/', "\\");
+    let loaders = &facts.boot.efi_loaders;
+    let file = ["shimx64.efi", "grubx64.efi"]
+        .iter()
+        .find_map(|want| loaders.iter().find(|l| l.eq_ignore_ascii_case(want)))
+        .or(loaders.first())?;
+    Some(format!("{dir}\\{file}"))
+}
+
+/// A firmware entry for the ESP on this disk, created but not put in BootOrder (see
+/// `Action::EfiBootOrderFirst`), and its label.
+pub(crate) fn efibootmgr(facts: &HostFacts, disk: &Disk, esp: u32) -> Option<(Action, String)> {
+    let label = efi_label(facts, disk);
+    let loader = efi_loader(facts)?;
+    Some((
+        run_owned(vec![
+            "efibootmgr".into(),
+            // Not --create: that also puts the entry first in BootOrder, a permanent switch
+            // to a RAID that has never booted. The first boot goes through BootNext.
+            "--create-only".into(),
+            "--disk".into(),
+            disk.stable_path(),
+            "--part".into(),
+            esp.to_string(),
+            "--label".into(),
+            label.clone(),
+            "--loader".into(),
+            loader,
+        ]),
+        label,
+    ))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::bitmap_chunk;
+
+    #[test]
+    fn bitmap_chunks_grow_with_the_member_from_1_to_64_mib() {
+        let gib = 1u64 << 30;
+        assert_eq!(bitmap_chunk(128 << 20), "--bitmap-chunk=1024");
+        assert_eq!(bitmap_chunk(gib + gib / 4), "--bitmap-chunk=1024");
+        assert_eq!(bitmap_chunk(100 * gib), "--bitmap-chunk=1024");
+        assert_eq!(bitmap_chunk(200 * gib), "--bitmap-chunk=4096");
+        assert_eq!(bitmap_chunk(1024 * gib), "--bitmap-chunk=16384");
+        assert_eq!(bitmap_chunk(16 * 1024 * gib), "--bitmap-chunk=65536");
+    }
+}
