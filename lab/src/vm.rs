@@ -391,6 +391,37 @@ impl Vm {
         Ok(())
     }
 
+    /// After `unplug_disk`: waits until QEMU let go of the disk's image, so the same file can
+    /// be plugged again (the disk came back). Disks from the command line lose their backend
+    /// with the device; hot-added ones keep a node until it is deleted.
+    pub fn release_unplugged(&mut self, index: usize) -> Result<()> {
+        let q = self.qmp.as_mut().expect("qmp");
+        let (node, device) = (format!("drv{index}"), format!("disk{index}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let blocks = q.execute("query-block", json!({}))?;
+            let attached = blocks.as_array().is_some_and(|a| {
+                a.iter().any(|b| {
+                    b["device"].as_str() == Some(node.as_str())
+                        || b["qdev"].as_str().is_some_and(|d| d.contains(&device))
+                })
+            });
+            if !attached {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(anyhow!("{device} is still attached a minute after device_del"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        match q.execute("blockdev-del", json!({ "node-name": node })) {
+            Ok(_) => Ok(()),
+            // A -drive backend: deleted with its device.
+            Err(e) if e.to_string().to_lowercase().contains("find") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The VGA screen as a PPM next to the console log (GRUB rescue and BIOS messages never
     /// reach the serial console). Returns the path, or why there is none.
     pub fn screendump(&mut self, what: &str) -> String {

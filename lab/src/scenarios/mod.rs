@@ -14,6 +14,7 @@ mod doctor;
 mod driver;
 mod monitor;
 mod package;
+mod replace;
 mod scrub;
 mod seeds;
 pub mod xenraid;
@@ -123,6 +124,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "doctor on a converted xs7-bios: passes; initramfs without mdadm.conf, wiped boot code, removed bitmap each detected and fixed; disk B alone boots",
             run: doctor::doctor_scenario,
+        },
+        Scenario {
+            name: "replace",
+            core: false,
+            about: "replace on a converted xs7-bios: a member back after a brief loss re-added (bitmap vs none, bytes resynced); disk A pulled, bad new disks refused, a new disk replaces it and boots alone",
+            run: replace::replace_scenario,
         },
         Scenario {
             name: "seed-6.5",
