@@ -410,7 +410,9 @@ impl Vm {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(anyhow!("{device} is still attached a minute after device_del"));
+                return Err(anyhow!(
+                    "{device} is still attached a minute after device_del"
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -252,7 +252,7 @@ pub fn uses_dracut(facts: &DoctorFacts) -> bool {
     }
 }
 
-/// The three settings of `DRACUT_CONF`, each in any of the spellings dracut accepts.
+/// The four settings of `DRACUT_CONF`, each in any of the spellings dracut accepts.
 pub fn dracut_conf_problems(text: &str) -> Vec<&'static str> {
     let has = |key: &str, word: &str| {
         text.lines().any(|line| {
@@ -276,6 +276,9 @@ pub fn dracut_conf_problems(text: &str) -> Vec<&'static str> {
     if !has("mdadmconf", "yes") {
         out.push("mdadmconf=\"yes\" is not set");
     }
+    if !has("hostonly_cmdline", "no") {
+        out.push("hostonly_cmdline=\"no\" is not set (the initramfs would wait for ever for a missing disk's ESP)");
+    }
     out
 }
 
@@ -298,7 +301,7 @@ fn dracut_conf(facts: &DoctorFacts) -> Check {
         );
     }
     let fix =
-        format!("`xenraid doctor --fix` writes {DRACUT_CONF_PATH} (mdraid, raid1, mdadmconf)");
+        format!("`xenraid doctor --fix` writes {DRACUT_CONF_PATH} (mdraid, raid1, mdadmconf, no host-only cmdline)");
     match &facts.dracut_conf {
         None => check(
             NAME,
@@ -314,7 +317,7 @@ fn dracut_conf(facts: &DoctorFacts) -> Check {
                     NAME,
                     Some(DRACUT_CONF_PATH),
                     Status::Pass,
-                    "adds mdraid and raid1, mdadmconf=yes".into(),
+                    "adds mdraid and raid1, mdadmconf=yes, hostonly_cmdline=no".into(),
                 )
             } else {
                 check(
@@ -729,7 +732,7 @@ mod tests {
     fn dracut_conf_settings_in_any_spelling() {
         assert!(dracut_conf_problems(crate::plan::edits::DRACUT_CONF).is_empty());
         assert!(dracut_conf_problems(
-            "add_dracutmodules+=\" lvm mdraid \"\nadd_drivers += \"raid1 raid10\"\nmdadmconf=yes\n"
+            "add_dracutmodules+=\" lvm mdraid \"\nadd_drivers += \"raid1 raid10\"\nmdadmconf=yes\nhostonly_cmdline=no\n"
         )
         .is_empty());
         assert_eq!(
@@ -737,7 +740,8 @@ mod tests {
             [
                 "the mdraid module is not added",
                 "the raid1 driver is not added",
-                "mdadmconf=\"yes\" is not set"
+                "mdadmconf=\"yes\" is not set",
+                "hostonly_cmdline=\"no\" is not set (the initramfs would wait for ever for a missing disk's ESP)"
             ]
         );
     }

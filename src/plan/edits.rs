@@ -92,7 +92,16 @@ pub fn mdadm_conf_line(array: &ArraySpec) -> String {
     }
 }
 
-pub const DRACUT_CONF: &str = "# xenraid: every initramfs must assemble the md arrays, also the ones\n# an upgrade or a kernel update regenerates.\nadd_dracutmodules+=\" mdraid \"\nadd_drivers+=\" raid1 \"\nmdadmconf=\"yes\"\n";
+pub const DRACUT_CONF: &str = "# xenraid: every initramfs must assemble the md arrays, also the ones
+# an upgrade or a kernel update regenerates.
+add_dracutmodules+=\" mdraid \"
+add_drivers+=\" raid1 \"
+mdadmconf=\"yes\"
+# Host-only dracut waits at boot, without a time limit, for every device mounted when the
+# image was built: /boot/efi is one disk's ESP, and a host that lost that disk must boot.
+# The kernel line names the root; mdadm.conf names the arrays.
+hostonly_cmdline=\"no\"
+";
 
 /// The kernel-line and GRUB `search` edits for the root on md.
 pub struct BootEdit<'a> {

@@ -8,9 +8,9 @@ pub mod lifecycle_steps;
 pub mod model;
 pub mod preflight;
 pub mod render;
-pub mod shared;
 pub mod replace;
 pub mod replace_steps;
+pub mod shared;
 pub mod steps;
 
 pub use model::*;

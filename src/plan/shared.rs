@@ -12,7 +12,10 @@ use super::steps::run_owned;
 /// chunks, down to 1 MiB, and members of 4 TiB and more keep 64 MiB, where a finer bitmap
 /// would cost writes. In KiB, without a suffix: older mdadm (XenServer 6.5) takes no suffix.
 pub(crate) fn bitmap_chunk(member_bytes: u64) -> String {
-    let mib = ((member_bytes >> 20) / 65536).max(1).next_power_of_two().min(64);
+    let mib = ((member_bytes >> 20) / 65536)
+        .max(1)
+        .next_power_of_two()
+        .min(64);
     format!("--bitmap-chunk={}", mib * 1024)
 }
 
@@ -65,7 +68,6 @@ pub(crate) fn efibootmgr(facts: &HostFacts, disk: &Disk, esp: u32) -> Option<(Ac
         label,
     ))
 }
-
 
 #[cfg(test)]
 mod tests {

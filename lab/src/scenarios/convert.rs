@@ -113,7 +113,7 @@ pub fn assert_on_raid(vm: &mut Vm, what: &str) -> Result<()> {
     assert_on_raid_as(vm, what, XS7.root)
 }
 
-fn assert_on_raid_as(vm: &mut Vm, what: &str, root_array: &str) -> Result<()> {
+pub(super) fn assert_on_raid_as(vm: &mut Vm, what: &str, root_array: &str) -> Result<()> {
     let root = root_source(vm)?;
     let md_root = vm
         .run(&format!("readlink -f {root_array}"), MIN)?
@@ -280,7 +280,7 @@ pub fn convert_swapped(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// The label of the firmware entry this boot came through (efibootmgr's BootCurrent).
-fn efi_current_label(vm: &mut Vm) -> Result<String> {
+pub(super) fn efi_current_label(vm: &mut Vm) -> Result<String> {
     let out = vm.run("efibootmgr", MIN)?.stdout;
     let current = out
         .lines()
@@ -379,11 +379,17 @@ pub fn rollback(ctx: &mut Ctx) -> Result<()> {
 /// start from a mirrored host. The converted disks are cached beside the image, keyed by it:
 /// the first use converts (~7 min under TCG), later uses overlay the cached pair.
 /// Bumped when what `convert` leaves on the disks changes (v2: bitmap chunk sized to the
-/// member), so the cached converted pair is made again.
-const CONVERTED_FORMAT: &str = "v2";
+/// member; v3: dracut without host-only cmdline), so the cached converted pair is made again.
+const CONVERTED_FORMAT: &str = "v3";
 
 pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
-    let image = ctx.image(PROFILE)?;
+    converted_pair_as(ctx, &XS7)
+}
+
+/// A converted pair of `want.profile`, made once by `convert` and cached (with the UEFI
+/// variable store, which holds the boot entries); each run gets overlays over the cache.
+pub fn converted_pair_as(ctx: &mut Ctx, want: &Expect) -> Result<Pair> {
+    let image = ctx.image(want.profile)?;
     let key = image
         .dir
         .file_name()
@@ -395,13 +401,14 @@ pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
         .join("images")
         .join(format!("converted-{CONVERTED_FORMAT}-{key}"));
     let (ca, cb) = (cache.join("disk-a.qcow2"), cache.join("disk-b.qcow2"));
+    let vars = "uefi-vars.fd";
     if !(ca.exists() && cb.exists()) {
-        let fresh = pair(ctx)?;
+        let fresh = pair_of(ctx, want.profile)?;
         ctx.phase("convert-once-for-the-cache", |c| {
             let mut vm = c.boot("original", &fresh.image, &[&fresh.a, &fresh.b])?;
             start_convert(&mut vm, &fresh.b, "--resync-speed max")?;
             vm.wait_booted(60 * MIN)?;
-            assert_converted(&mut vm, &fresh.image, &fresh.a)?;
+            assert_converted_as(&mut vm, &fresh.image, &fresh.a, want)?;
             vm.shutdown(5 * MIN)
         })?;
         let tmp = cache.with_extension("tmp");
@@ -411,8 +418,14 @@ pub fn converted_pair(ctx: &mut Ctx) -> Result<Pair> {
         // valid); B is a standalone qcow2.
         std::fs::copy(&fresh.a.path, tmp.join("disk-a.qcow2"))?;
         std::fs::copy(&fresh.b.path, tmp.join("disk-b.qcow2"))?;
+        if image.is_uefi() {
+            std::fs::copy(ctx.dir.join(vars), tmp.join(vars))?;
+        }
         let _ = std::fs::remove_dir_all(&cache);
         std::fs::rename(&tmp, &cache)?;
+    }
+    if image.is_uefi() {
+        std::fs::copy(cache.join(vars), ctx.dir.join(vars))?;
     }
     let a = ctx.dir.join("converted-a.qcow2");
     let b = ctx.dir.join("converted-b.qcow2");

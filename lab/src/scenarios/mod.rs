@@ -132,6 +132,12 @@ pub fn all() -> Vec<Scenario> {
             run: replace::replace_scenario,
         },
         Scenario {
+            name: "replace-uefi",
+            core: false,
+            about: "replace on a converted xcpng8-uefi: disk A pulled, a new disk replaces it (ESP, boot entry) and boots alone through its own entry",
+            run: replace::replace_uefi,
+        },
+        Scenario {
             name: "seed-6.5",
             core: false,
             about: "6.5 seed procedure (md 0.90, extlinux --raid) in xs65-bios",

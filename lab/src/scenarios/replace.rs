@@ -6,7 +6,9 @@
 //!    bad new disks are refused with nothing written; a blank disk hot-added; `replace --new`
 //!    brings every array back to [UU]; doctor passes; the new disk alone boots.
 
-use super::convert::{assert_on_raid, converted_pair, CHECK_MARKERS};
+use super::convert::{
+    assert_on_raid_as, converted_pair_as, efi_current_label, Expect, CHECK_MARKERS, XCPNG8, XS7,
+};
 use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use crate::guest_state::{mdstat, wait_all_in_sync, wait_arrays_active};
@@ -55,7 +57,9 @@ fn transient_round(vm: &mut Vm, b: &Disk, index: usize, what: &str) -> Result<(u
     wait_gone(vm, B_ID)?;
     vm.release_unplugged(index)?;
     vm.run(
-        &format!("dd if=/dev/urandom of=/root/away-{index} bs=1M count=8 conv=fsync status=none; sync"),
+        &format!(
+            "dd if=/dev/urandom of=/root/away-{index} bs=1M count=8 conv=fsync status=none; sync"
+        ),
         MIN,
     )?;
     vm.plug_disk(b.clone())?;
@@ -75,18 +79,38 @@ fn transient_round(vm: &mut Vm, b: &Disk, index: usize, what: &str) -> Result<(u
         .into_iter()
         .filter(|a| a.health != "[UU]")
         .collect();
-    ensure!(degraded.is_empty(), "{what}: not back to [UU]: {degraded:?}");
+    ensure!(
+        degraded.is_empty(),
+        "{what}: not back to [UU]: {degraded:?}"
+    );
     let written = vm.block_stats()?[back].1 - before;
     println!(
         "REPLACE transient loss ({what}): {} by xenraid replace{}",
-        if readded { "re-added (--re-add)" } else { "added (--add)" },
-        if out.status != 0 { " (arrays already complete: udev re-added)" } else { "" }
+        if readded {
+            "re-added (--re-add)"
+        } else {
+            "added (--add)"
+        },
+        if out.status != 0 {
+            " (arrays already complete: udev re-added)"
+        } else {
+            ""
+        }
     );
     Ok((written, back))
 }
 
 pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
-    let p = ctx.phase("converted-guest", converted_pair)?;
+    replace_as(ctx, &XS7, true)
+}
+
+/// Issue 7 on UEFI: the pulled-disk replacement, the new disk booting through its own entry.
+pub fn replace_uefi(ctx: &mut Ctx) -> Result<()> {
+    replace_as(ctx, &XCPNG8, false)
+}
+
+fn replace_as(ctx: &mut Ctx, want: &Expect, transient: bool) -> Result<()> {
+    let p = ctx.phase("converted-guest", |c| converted_pair_as(c, want))?;
     let new = blank_disk(
         &ctx.dir.join("new.qcow2"),
         "4G",
@@ -99,7 +123,8 @@ pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
         "XRLAB-SMALL0",
         0x5000c500a0000011,
     )?;
-    ctx.phase("transient-loss", |c| {
+    if transient {
+        ctx.phase("transient-loss", |c| {
         let mut vm = c.boot("transient", &p.image, &[&p.a, &p.b])?;
         install_with_monitor(&mut vm, "[alert.xapi]\n")?;
         let member = member_bytes(&mut vm)?;
@@ -129,6 +154,7 @@ pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
         vm.run(CHECK_MARKERS, MIN)?;
         vm.shutdown(5 * MIN)
     })?;
+    }
     ctx.phase("pull-disk-a", |c| {
         let mut vm = c.boot("pulled", &p.image, &[&p.a, &p.b])?;
         install_with_monitor(&mut vm, "[alert.xapi]\n")?;
@@ -171,15 +197,19 @@ pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
         );
         let arrays = wait_all_in_sync(&mut vm, 30 * MIN)?;
         ensure!(
-            arrays.len() == 5 && arrays.iter().all(|a| a.health == "[UU]"),
+            arrays.len() == want.arrays && arrays.iter().all(|a| a.health == "[UU]"),
             "after replace every array must be [UU]: {arrays:?}"
         );
         let on_new = vm
-            .run(&format!("lsblk -rno TYPE {} | grep -c raid1", new.by_id()), MIN)?
+            .run(
+                &format!("lsblk -rno TYPE {} | grep -c raid1", new.by_id()),
+                MIN,
+            )?
             .stdout;
         ensure!(
-            on_new.trim() == "5",
-            "the new disk should hold a member of all 5 arrays, holds {on_new}"
+            on_new.trim() == want.arrays.to_string(),
+            "the new disk should hold a member of all {} arrays, holds {on_new}",
+            want.arrays
         );
         let doctor = vm.run_status(&format!("{GUEST_BIN} doctor"), 10 * MIN)?;
         ensure!(
@@ -188,14 +218,28 @@ pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
             doctor.status,
             doctor.stdout
         );
-        println!("REPLACE new disk: every array [UU], a member of each on XRLAB-NEW0, doctor passes");
+        println!(
+            "REPLACE new disk: every array [UU], a member of each on XRLAB-NEW0, doctor passes"
+        );
         vm.shutdown(5 * MIN)
     })?;
     ctx.phase("boot-new-disk-only", |c| {
         let mut vm = c.boot("new-disk-only", &p.image, &[&new])?;
-        assert_on_raid(&mut vm, "the new disk alone")?;
+        assert_on_raid_as(&mut vm, "the new disk alone", want.root)?;
         let arrays = wait_arrays_active(&mut vm, 3 * MIN)?;
-        ensure!(arrays.len() == 5, "5 arrays expected: {arrays:?}");
+        ensure!(
+            arrays.len() == want.arrays,
+            "{} arrays expected: {arrays:?}",
+            want.arrays
+        );
+        if p.image.is_uefi() {
+            let current = efi_current_label(&mut vm)?;
+            ensure!(
+                current.ends_with("(xenraid XRLAB-NEW0)"),
+                "the new disk booted through '{current}', not its own entry"
+            );
+            println!("REPLACE the firmware booted the new disk's own entry '{current}'");
+        }
         println!("REPLACE the new disk alone boots the RAID root, markers intact");
         vm.shutdown(5 * MIN)
     })
