@@ -92,7 +92,8 @@ pub fn mdadm_conf_line(array: &ArraySpec) -> String {
     }
 }
 
-pub const DRACUT_CONF: &str = "# xenraid: every initramfs must assemble the md arrays, also the ones
+pub const DRACUT_CONF: &str =
+    "# xenraid: every initramfs must assemble the md arrays, also the ones
 # an upgrade or a kernel update regenerates.
 add_dracutmodules+=\" mdraid \"
 add_drivers+=\" raid1 \"

@@ -4,7 +4,9 @@
 //! and `--fix` must repair it (exit 0 after). Last, disk B alone must boot: the repaired boot
 //! code is real.
 
-use super::convert::{assert_on_raid, converted_pair};
+use super::convert::{
+    assert_on_raid, assert_on_raid_as, converted_pair, converted_pair_as, XCPNG8,
+};
 use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use crate::vm::Vm;
@@ -77,6 +79,43 @@ pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
     ctx.phase("boot-disk-b-only", |c| {
         let mut vm = c.boot("disk-b-only", &p.image, &[&p.b])?;
         assert_on_raid(&mut vm, "disk B alone after doctor --fix")?;
+        vm.shutdown(5 * MIN)
+    })
+}
+
+/// Issue 6 on UEFI: the ESP copy on the disk that is not mounted at /boot/efi drifts (a file
+/// changed behind xenraid's back); doctor names `esp-copies`, `--fix` copies the good ESP
+/// over it; then that disk alone boots.
+pub fn doctor_uefi(ctx: &mut Ctx) -> Result<()> {
+    let p = ctx.phase("converted-guest", |c| converted_pair_as(c, &XCPNG8))?;
+    ctx.phase("break-and-fix", |c| {
+        let mut vm = c.boot("doctored", &p.image, &[&p.a, &p.b])?;
+        install_with_monitor(&mut vm, "[alert.xapi]\n")?;
+        let (status, out) = doctor(&mut vm, "")?;
+        ensure!(
+            status == 0,
+            "a freshly converted UEFI host must pass doctor, exit {status}:\n{out}"
+        );
+        println!("DOCTOR converted UEFI host: every check passes");
+        // The ESP not mounted at /boot/efi: the other disk's.
+        let drift = "mounted=$(findmnt -n -o SOURCE /boot/efi); \
+            for p in /dev/disk/by-label/XRAID-ESP*; do \
+              [ \"$(readlink -f $p)\" = \"$(readlink -f $mounted)\" ] && continue; \
+              mkdir -p /mnt/other && mount $p /mnt/other && \
+              echo '# changed behind xenraid' >> /mnt/other/EFI/xenserver/grub.cfg && \
+              umount /mnt/other && exit 0; \
+            done; exit 1";
+        break_and_fix(
+            &mut vm,
+            "the ESP copy on the other disk drifted (grub.cfg edited there only)",
+            drift,
+            "esp-copies",
+        )?;
+        vm.shutdown(5 * MIN)
+    })?;
+    ctx.phase("boot-disk-a-only", |c| {
+        let mut vm = c.boot("disk-a-only", &p.image, &[&p.a])?;
+        assert_on_raid_as(&mut vm, "disk A alone after doctor --fix", XCPNG8.root)?;
         vm.shutdown(5 * MIN)
     })
 }

@@ -132,6 +132,12 @@ pub fn all() -> Vec<Scenario> {
             run: replace::replace_scenario,
         },
         Scenario {
+            name: "doctor-uefi",
+            core: false,
+            about: "doctor on a converted xcpng8-uefi: an ESP copy that drifted is detected and fixed; that disk alone boots",
+            run: doctor::doctor_uefi,
+        },
+        Scenario {
             name: "replace-uefi",
             core: false,
             about: "replace on a converted xcpng8-uefi: disk A pulled, a new disk replaces it (ESP, boot entry) and boots alone through its own entry",
