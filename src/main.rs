@@ -72,8 +72,8 @@ fn read_facts(cli: &Cli) -> anyhow::Result<HostFacts> {
 
 fn status(cli: &Cli, args: &cli::StatusArgs) -> anyhow::Result<i32> {
     let report = match &cli.root {
-        Some(root) => xenraid::health::report(&RootedSource::captured(root)),
-        None => xenraid::health::report(&RootedSource::live()),
+        Some(root) => xenraid::health::quick_report(&RootedSource::captured(root)),
+        None => xenraid::health::quick_report(&RootedSource::live()),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -13,8 +13,8 @@ use crate::cli::{MetricsArgs, EXIT_OK};
 /// The exposition of the host (or of a captured tree) as it is now.
 fn current(root: Option<&PathBuf>, options: &MetricsOptions) -> String {
     let report = match root {
-        Some(root) => xenraid::health::report(&RootedSource::captured(root)),
-        None => xenraid::health::report(&RootedSource::live()),
+        Some(root) => xenraid::health::quick_report(&RootedSource::captured(root)),
+        None => xenraid::health::quick_report(&RootedSource::live()),
     };
     render(&report, options)
 }

@@ -123,3 +123,14 @@ fn the_verdict_is_critical_and_lists_every_problem() {
     assert_eq!(about("md/check"), [Severity::Warning]);
     assert!(about("md/clean").is_empty() && about("md/spare").is_empty());
 }
+
+/// `status` takes what /proc/mdstat says from it (fewer sysfs reads); on real md output,
+/// captured in one go, both ways must see the same arrays, members, states and progress.
+#[test]
+fn the_quick_read_through_mdstat_agrees_with_sysfs() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/md/states");
+    let src = RootedSource::captured(&root);
+    let quick = xenraid::health::quick_report(&src);
+    assert_eq!(quick.arrays.len(), 8);
+    assert_eq!(quick, report(&src));
+}

@@ -21,9 +21,19 @@ pub struct HealthReport {
     pub verdict: Verdict,
 }
 
-/// Reads the arrays and their disks and judges them.
+/// Reads the arrays (sysfs, the attributes the monitor watches change) and their disks, and
+/// judges them.
 pub fn report(src: &dyn crate::host::source::HostSource) -> HealthReport {
-    let arrays = md_sysfs::read_arrays(src);
+    judged(src, md_sysfs::read_arrays(src))
+}
+
+/// The same for a one-off look (`status`, `metrics`): what /proc/mdstat says is read once
+/// from it (see `md_sysfs::read_arrays_quick`).
+pub fn quick_report(src: &dyn crate::host::source::HostSource) -> HealthReport {
+    judged(src, md_sysfs::read_arrays_quick(src))
+}
+
+fn judged(src: &dyn crate::host::source::HostSource, arrays: Vec<ArrayHealth>) -> HealthReport {
     let disks = disks::read_disks(src, &arrays);
     let verdict = verdict::judge(&arrays, &disks, src.exists("/proc/mdstat"));
     HealthReport {
