@@ -439,7 +439,11 @@ fn a_missing_bitmap_fails_and_fix_grows_one() {
     let c = find(&r, "bitmap");
     assert_eq!(c.status, Status::Fail);
     assert!(c.seen.contains("md120"));
-    assert_eq!(argvs(&r), ["mdadm --grow --bitmap=internal /dev/md120"]);
+    // 64 MiB array: 1 MiB chunks, as convert makes them.
+    assert_eq!(
+        argvs(&r),
+        ["mdadm --grow --bitmap=internal --bitmap-chunk=1024 /dev/md120"]
+    );
 }
 
 #[test]
@@ -723,7 +727,13 @@ fn cli_prints_one_line_per_check_and_exits_4_on_a_failure() {
     assert_eq!(bitmap["status"], "FAIL");
     assert_eq!(
         json["fixes"][0]["steps"][0]["argv"],
-        serde_json::json!(["mdadm", "--grow", "--bitmap=internal", "/dev/md120"])
+        serde_json::json!([
+            "mdadm",
+            "--grow",
+            "--bitmap=internal",
+            "--bitmap-chunk=1024",
+            "/dev/md120"
+        ])
     );
     let refused = assert_cmd::Command::cargo_bin("xenraid")
         .unwrap()

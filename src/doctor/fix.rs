@@ -273,10 +273,12 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
                 && a.health.bitmap.is_none()
             {
                 let dev = format!("/dev/{}", a.health.device);
+                // The chunk convert picks for this size (member size = array size in RAID1).
+                let chunk = crate::plan::shared::bitmap_chunk(a.health.size_bytes);
                 out.push(action(
                     "bitmap",
                     Some(a.health.device.clone()),
-                    vec![run(&["mdadm", "--grow", "--bitmap=internal", &dev])],
+                    vec![run(&["mdadm", "--grow", "--bitmap=internal", &chunk, &dev])],
                 ));
             }
         }
