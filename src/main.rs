@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
+mod add_mirror_cmd;
 mod metrics_cmd;
 mod monitor_cmd;
 mod run_cmd;
@@ -154,6 +155,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
             scrub_cmd::scrub(args)
         }
         Commands::Doctor(args) => doctor(cli, args),
+        Commands::AddMirror(args) => add_mirror_cmd::add_mirror(cli, args),
     }
 }
 
