@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod add_mirror;
 mod bench;
 mod convert;
 mod crash;
@@ -123,6 +124,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "doctor on a converted xs7-bios: passes; initramfs without mdadm.conf, wiped boot code, removed bitmap each detected and fixed; disk B alone boots",
             run: doctor::doctor_scenario,
+        },
+        Scenario {
+            name: "add-mirror",
+            core: false,
+            about: "add-mirror on a converted xs7-bios with two new 2G disks: bad inputs refused (exit 3, disks unchanged), then a named RAID1 [UU] with an SR via xe, the same name after a reboot, doctor passes",
+            run: add_mirror::add_mirror,
         },
         Scenario {
             name: "seed-6.5",
