@@ -428,6 +428,15 @@ fn refuses_a_missing_disk() {
         "pick one of: ",
     );
     assert!(check(&plan, "disks-found").fix.contains(NEW2));
+    // Not a second failure for the same cause.
+    assert_eq!(failing(&plan), ["disks-found"]);
+    let neither = plan_for_missing();
+    assert_eq!(failing(&neither), ["disks-found"]);
+    assert!(neither.phases.is_empty());
+}
+
+fn plan_for_missing() -> Plan {
+    plan(&facts(), &intent(&["/dev/sdy", "/dev/sdz"]))
 }
 
 #[test]

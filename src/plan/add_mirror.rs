@@ -64,16 +64,27 @@ pub fn build_add_mirror_plan(facts: &HostFacts, intent: &AddMirrorIntent) -> Pla
         .map(|(given, disk)| target_found(given, *disk, facts))
         .collect();
     plan.preflight.push(combine("disks-found", checks));
-    let disks: Vec<&Disk> = found.iter().flatten().copied().collect();
-    plan.preflight.push(distinct(&intent.disks, &disks));
-
-    let in_use: Vec<bool> = disks
+    let named: Vec<(&str, &Disk)> = intent
+        .disks
         .iter()
-        .map(|d| !target_users(facts, d).is_empty())
+        .zip(&found)
+        .filter_map(|(given, disk)| Some((given.as_str(), (*disk)?)))
         .collect();
-    plan.preflight.push(not_in_use(facts, &disks));
-    plan.preflight.push(blank(&disks, &in_use, intent.wipe));
-    plan.preflight.push(large_enough(&disks));
+    // Judged only on two found disks: otherwise two-disks or disks-found already says why.
+    if let [a, b] = named[..] {
+        plan.preflight.push(distinct(a, b));
+    }
+    let disks: Vec<&Disk> = named.iter().map(|(_, d)| *d).collect();
+
+    if !disks.is_empty() {
+        let in_use: Vec<bool> = disks
+            .iter()
+            .map(|d| !target_users(facts, d).is_empty())
+            .collect();
+        plan.preflight.push(not_in_use(facts, &disks));
+        plan.preflight.push(blank(&disks, &in_use, intent.wipe));
+        plan.preflight.push(large_enough(&disks));
+    }
     let name = intent.name.clone().unwrap_or_else(|| default_name(facts));
     plan.preflight.push(name_free(facts, &name));
     plan.preflight.push(xenserver_host(facts));
@@ -90,7 +101,7 @@ pub fn build_add_mirror_plan(facts: &HostFacts, intent: &AddMirrorIntent) -> Pla
             vec!["dracut", "mkinitrd", "update-initramfs"],
         ],
     ));
-    let ([Some(a), Some(b)], false) = (first_two(&disks), plan.refused()) else {
+    let (&[a, b], false) = (&disks[..], plan.refused()) else {
         return plan;
     };
     let sr_name = intent
@@ -112,10 +123,6 @@ pub fn build_add_mirror_plan(facts: &HostFacts, intent: &AddMirrorIntent) -> Pla
     }];
     plan.arrays = vec![spec];
     plan
-}
-
-fn first_two<'f>(disks: &[&'f Disk]) -> [Option<&'f Disk>; 2] {
-    [disks.first().copied(), disks.get(1).copied()]
 }
 
 /// What names a disk in the ids derived from it: the serial survives a renumbering.
@@ -170,31 +177,32 @@ fn two_disks(given: &[String]) -> Check {
     }
 }
 
-fn distinct(given: &[String], disks: &[&Disk]) -> Check {
+fn distinct((given_a, a): (&str, &Disk), (given_b, b): (&str, &Disk)) -> Check {
     const NAME: &str = "disks-distinct";
-    match disks {
-        [a, b] if a.name == b.name => fail(
+    let serial = |d: &Disk| d.serial.clone().unwrap_or_else(|| "unknown".into());
+    if a.name == b.name {
+        fail(
             NAME,
             format!(
                 "{} and {} are the same disk ({}, serial {}): a mirror on one disk protects nothing",
-                given[0],
-                given[1],
+                given_a,
+                given_b,
                 a.name,
-                a.serial.as_deref().unwrap_or("unknown")
+                serial(a)
             ),
             "name two different disks",
-        ),
-        [a, b] => pass(
+        )
+    } else {
+        pass(
             NAME,
             format!(
                 "{} (serial {}) and {} (serial {})",
                 a.name,
-                a.serial.as_deref().unwrap_or("unknown"),
+                serial(a),
                 b.name,
-                b.serial.as_deref().unwrap_or("unknown")
+                serial(b)
             ),
-        ),
-        _ => fail(NAME, "not two disks found", "see two-disks and disks-found"),
+        )
     }
 }
 
