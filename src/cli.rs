@@ -62,6 +62,11 @@ pub enum Commands {
     /// md `check` of every redundant array, one at a time, resumed from a checkpoint so a long
     /// check spreads over several runs. Exit 1 (WARNING) when mismatches were found.
     Scrub(ScrubArgs),
+    /// Two blank disks become another mirrored local SR: a partition on each, a RAID1 with a
+    /// bitmap and a name kept across reboots (mdadm.conf, initramfs), pvcreate, xe sr-create.
+    /// Refuses disks in use, or holding data unless --wipe-target. Asks unless --yes; run
+    /// again after an interruption, it continues.
+    AddMirror(AddMirrorArgs),
     /// Check the invariants that keep a mirrored host bootable (mdadm.conf, initramfs, dracut
     /// conf, boot loader on every member disk, fstab, labels, bitmaps, monitor); --fix repairs
     /// what is safe. Exit 4 when a check fails.
@@ -204,7 +209,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SPEED", default_value = "default", value_parser = parse_speed)]
     pub resync_speed: ResyncSpeedArg,
 
-    /// Stop before this step id (see `plan`), as if interrupted; `resume` continues.
+    /// Stop before this step id (see `plan`), as if interrupted; `resume` (convert) or the
+    /// same command again (add-mirror) continues.
     #[arg(long, value_name = "STEP")]
     pub stop_before: Option<String>,
 
@@ -237,6 +243,33 @@ fn parse_speed(text: &str) -> Result<ResyncSpeedArg, String> {
 pub struct ConvertArgs {
     #[command(flatten)]
     pub plan: PlanTargetArgs,
+
+    /// Do not ask for confirmation (automation).
+    #[arg(long)]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AddMirrorArgs {
+    /// The two new disks, comma-separated: /dev/sdX or /dev/disk/by-id/… (recorded by
+    /// serial/WWN).
+    #[arg(long, value_name = "A,B", value_delimiter = ',', required = true)]
+    pub disks: Vec<String>,
+
+    /// Name of the new local SR (default: "Local storage <array name>").
+    #[arg(long, value_name = "NAME")]
+    pub sr_name: Option<String>,
+
+    /// Name of the array, /dev/md/NAME (default: the first free sr2, sr3, …).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Allow erasing partitions and signatures found on the disks (never when in use).
+    #[arg(long)]
+    pub wipe_target: bool,
 
     /// Do not ask for confirmation (automation).
     #[arg(long)]

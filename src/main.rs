@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 use xenraid::host::prefetch::Prefetched;
 use xenraid::host::{discover, HostFacts, HostSource, RootedSource};
 
+mod add_mirror_cmd;
 mod metrics_cmd;
 mod monitor_cmd;
 mod replace_cmd;
@@ -156,6 +157,7 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
         }
         Commands::Doctor(args) => doctor(cli, args),
         Commands::Replace(args) => replace_cmd::replace(&cli.root, args, read_facts(cli)?),
+        Commands::AddMirror(args) => add_mirror_cmd::add_mirror(cli, args),
     }
 }
 

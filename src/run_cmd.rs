@@ -19,6 +19,8 @@ use crate::cli::{
     EXIT_RUNTIME, EXIT_USAGE,
 };
 
+const RESUME: &str = "`xenraid resume`";
+
 fn store() -> JournalStore {
     JournalStore::new(JOURNAL_FILE)
 }
@@ -88,7 +90,7 @@ pub fn convert(args: &ConvertArgs, plan: Plan) -> anyhow::Result<i32> {
     }
     let mut journal = Journal::new(plan, run_options(&args.run));
     store.save(&journal).context("starting the journal")?;
-    drive(&store, &mut journal, args.run.json, |j, s| {
+    drive(&store, &mut journal, args.run.json, RESUME, |j, s| {
         run_plan(&live(args.run.json), &store, j, s)
     })
 }
@@ -123,6 +125,7 @@ pub fn run_operation(
     plan: impl FnOnce() -> anyhow::Result<Plan>,
 ) -> anyhow::Result<i32> {
     let store = JournalStore::new(op.journal_file);
+    let again = format!("`xenraid {}` run again", op.name);
     if let Some(mut journal) = store.load()? {
         if journal.state == JournalState::InProgress {
             sayer(op.run.json)(&format!(
@@ -133,7 +136,7 @@ pub fn run_operation(
             ));
             journal.options.no_wait |= op.run.no_wait;
             journal.options.stop_before = op.run.stop_before.clone();
-            return drive(&store, &mut journal, op.run.json, |j, s| {
+            return drive(&store, &mut journal, op.run.json, &again, |j, s| {
                 run_plan(&live(op.run.json), &store, j, s)
             });
         }
@@ -158,7 +161,7 @@ pub fn run_operation(
     }
     let mut journal = Journal::new(plan, run_options(op.run));
     store.save(&journal).context("starting the journal")?;
-    drive(&store, &mut journal, op.run.json, |j, s| {
+    drive(&store, &mut journal, op.run.json, &again, |j, s| {
         run_plan(&live(op.run.json), &store, j, s)
     })
 }
@@ -199,15 +202,17 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
             journal.mark(id, StepStatus::Pending, Some("retried by hand"));
         }
     }
-    drive(&store, &mut journal, args.json, |j, s| {
+    drive(&store, &mut journal, args.json, RESUME, |j, s| {
         run_plan(&live(args.json), &store, j, s)
     })
 }
 
+/// `continue_with`: how the user carries on after an error (`xenraid resume` for convert).
 fn drive(
     store: &JournalStore,
     journal: &mut Journal,
     json: bool,
+    continue_with: &str,
     go: impl FnOnce(
         &mut Journal,
         &dyn xenraid::convert::engine::Say,
@@ -222,7 +227,7 @@ fn drive(
         Err(err) => {
             eprintln!("xenraid: error: {err}");
             eprintln!(
-                "xenraid: the journal {} records where it stopped; `xenraid resume` continues",
+                "xenraid: the journal {} records where it stopped; {continue_with} continues",
                 store.path.display()
             );
             (EXIT_RUNTIME, format!("error: {err}"))

@@ -84,3 +84,23 @@ fn missing_root_is_a_runtime_error() {
         .code(1)
         .stderr(predicates::str::contains("mountinfo"));
 }
+
+#[test]
+fn add_mirror_wants_the_live_host_and_two_comma_separated_disks() {
+    let out = xenraid()
+        .args([
+            "add-mirror",
+            "--disks",
+            "/dev/sdc,/dev/sdd",
+            "--yes",
+            "--root",
+        ])
+        .arg(common::fixture("xs7-bios-boot-p3"))
+        .assert()
+        .code(1)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(String::from_utf8_lossy(&out).contains("live host only"));
+    xenraid().args(["add-mirror", "--yes"]).assert().code(2);
+}

@@ -76,7 +76,8 @@ pub fn run_plan(
             say.say(&format!("{label}: already done"));
             continue;
         }
-        if step.id.starts_with("add-member-") {
+        // The steps that start a resync: convert's members joining, add-mirror's new array.
+        if step.id.starts_with("add-member-") || step.id == "create-array" {
             raise_resync_speed(sys, store, journal, say)?;
         }
         journal.mark(&step.id, StepStatus::Started, None);

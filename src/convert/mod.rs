@@ -28,7 +28,7 @@ pub enum ConvertError {
     },
     #[error("step {step}: {check} does not hold — stopping before anything else is written")]
     GuardFailed { step: String, check: String },
-    #[error("step {step} ran, but {check} does not hold afterwards; fix the cause, then `xenraid resume`")]
+    #[error("step {step} ran, but {check} does not hold afterwards; fix the cause, then continue")]
     CheckFailed { step: String, check: String },
     #[error("this system runs from the original disk (still untouched), not from {root}: the first boot on the RAID did not come up, or it was interrupted before phase 2 began. Either `xenraid resume --retry-boot` (boots the RAID copy once more and continues) or `xenraid rollback` (undoes the conversion)")]
     RaidBootFailed { root: String },

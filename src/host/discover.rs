@@ -65,6 +65,8 @@ const EDITABLE_FILES: &[&str] = &[
     "/etc/mdadm/mdadm.conf",
     "/etc/default/grub",
     "/etc/xensource-inventory",
+    // add-mirror writes it only where it is missing or incomplete.
+    "/etc/dracut.conf.d/90-xenraid.conf",
 ];
 
 const GRUB_BIOS_CONFIGS: &[&str] = &["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"];

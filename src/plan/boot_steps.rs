@@ -1,23 +1,28 @@
 //! Boot loader and initramfs steps, per profile.
 
-use crate::host::InitramfsTool;
+use crate::host::{HostFacts, InitramfsTool};
 
 use super::edits::*;
 use super::model::*;
 use super::steps::{in_new_root, run, run_owned, step, writes, Ctx, ESP_STAGING, NEW_ROOT};
 
-pub(super) fn initramfs_step(ctx: &Ctx<'_>) -> Step {
-    let kver = ctx.facts.product.kernel_release.clone().unwrap_or_default();
-    let initrd = ctx
-        .facts
+/// The image the default boot entry loads and the kernel release it is built for.
+pub(crate) fn initramfs_image(facts: &HostFacts) -> (String, String) {
+    let kver = facts.product.kernel_release.clone().unwrap_or_default();
+    let initrd = facts
         .boot
         .default_entry()
         .and_then(|e| e.initrd.clone())
         .unwrap_or_else(|| format!("/boot/initramfs-{kver}.img"));
-    let argv: Vec<String> = match ctx.facts.boot.initramfs_tool {
+    (initrd, kver)
+}
+
+/// The host's initramfs tool rebuilding the default image with md assembly and mdadm.conf,
+/// inside `chroot` when given.
+pub(crate) fn initramfs_argv(facts: &HostFacts, chroot: Option<&str>) -> Vec<String> {
+    let (initrd, kver) = initramfs_image(facts);
+    let tool: Vec<String> = match facts.boot.initramfs_tool {
         Some(InitramfsTool::Mkinitrd) => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
             "mkinitrd".into(),
             "-f".into(),
             "--preload=raid1".into(),
@@ -25,17 +30,10 @@ pub(super) fn initramfs_step(ctx: &Ctx<'_>) -> Step {
             initrd,
             kver,
         ],
-        Some(InitramfsTool::InitramfsTools) => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
-            "update-initramfs".into(),
-            "-u".into(),
-            "-k".into(),
-            kver,
-        ],
+        Some(InitramfsTool::InitramfsTools) => {
+            vec!["update-initramfs".into(), "-u".into(), "-k".into(), kver]
+        }
         _ => vec![
-            "chroot".into(),
-            NEW_ROOT.into(),
             "dracut".into(),
             "--force".into(),
             "--mdadmconf".into(),
@@ -47,11 +45,21 @@ pub(super) fn initramfs_step(ctx: &Ctx<'_>) -> Step {
             kver,
         ],
     };
+    match chroot {
+        Some(root) => ["chroot".to_string(), root.to_string()]
+            .into_iter()
+            .chain(tool)
+            .collect(),
+        None => tool,
+    }
+}
+
+pub(super) fn initramfs_step(ctx: &Ctx<'_>) -> Step {
     step(
         "build-initramfs",
         "an initramfs that assembles the arrays from the copy's mdadm.conf",
         vec![writes(ctx.target)],
-        vec![run_owned(argv)],
+        vec![run_owned(initramfs_argv(ctx.facts, Some(NEW_ROOT)))],
         DoneCheck::Journal,
     )
 }

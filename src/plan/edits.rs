@@ -53,6 +53,8 @@ pub fn rewrite_fstab(text: &str, arrays: &[ArraySpec], esp: Option<(&[String], &
     out
 }
 
+const MDADM_CONF_HEADER: &str = "# xenraid: arrays are assembled by UUID, never by scanning";
+
 pub fn mdadm_conf(existing: &str, arrays: &[ArraySpec]) -> String {
     let ours: Vec<&str> = arrays.iter().map(|a| a.uuid.as_str()).collect();
     let stale: Vec<String> = parse_mdadm_conf_arrays(existing)
@@ -64,10 +66,14 @@ pub fn mdadm_conf(existing: &str, arrays: &[ArraySpec]) -> String {
         .filter(|l| !stale.iter().any(|u| l.contains(u.as_str())))
         .map(|l| format!("{l}\n"))
         .collect();
-    if !out.is_empty() && !out.ends_with("\n\n") {
+    // A second xenraid edit (add-mirror on a converted host) appends under the first header.
+    if !existing.lines().any(|l| l == MDADM_CONF_HEADER) {
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(MDADM_CONF_HEADER);
         out.push('\n');
     }
-    out.push_str("# xenraid: arrays are assembled by UUID, never by scanning\n");
     if !existing
         .lines()
         .any(|l| l.trim_start().starts_with("MAILADDR"))

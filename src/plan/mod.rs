@@ -1,5 +1,6 @@
 //! Planning: pure functions from `HostFacts` and the user's `Intent` to a `Plan`. No I/O.
 
+pub mod add_mirror;
 pub mod boot_steps;
 pub mod edits;
 pub mod ids;

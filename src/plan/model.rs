@@ -142,6 +142,10 @@ pub enum Writes {
         by_id: String,
     },
     Firmware,
+    /// A file on the running root (not on a disk the plan partitions).
+    HostFile {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use crate::host::{Disk, HostFacts};
 use super::layout::{holds_sr, partition_names, Layout};
 use super::model::{Check, Profile};
 
-fn pass(name: &str, message: impl Into<String>) -> Check {
+pub(crate) fn pass(name: &str, message: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         passed: true,
@@ -15,7 +15,7 @@ fn pass(name: &str, message: impl Into<String>) -> Check {
     }
 }
 
-fn fail(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+pub(crate) fn fail(name: &str, message: impl Into<String>, fix: impl Into<String>) -> Check {
     Check {
         name: name.into(),
         passed: false,
@@ -60,11 +60,52 @@ pub fn target_found(given: &str, target: Option<&Disk>, facts: &HostFacts) -> Ch
     }
 }
 
-/// Everything that uses the target right now, in words.
-fn target_users(facts: &HostFacts, target: &Disk) -> Vec<String> {
+/// A holder in words: an md array by its name too, so "member of the root array" shows.
+fn holder_text(facts: &HostFacts, holder: &str) -> String {
+    match facts
+        .arrays
+        .iter()
+        .find(|a| a.name == holder)
+        .and_then(|a| a.md_name.as_deref())
+    {
+        Some(name) => format!("{holder} (array {name})"),
+        None => holder.to_string(),
+    }
+}
+
+/// Everything that uses a disk right now, in words.
+pub(crate) fn target_users(facts: &HostFacts, target: &Disk) -> Vec<String> {
     let mut users = Vec::new();
     for holder in &target.holders {
-        users.push(format!("{} is held by {holder}", target.name));
+        users.push(format!(
+            "{} is held by {}",
+            target.name,
+            holder_text(facts, holder)
+        ));
+    }
+    let whole = format!("/dev/{}", target.name);
+    if facts.swaps.iter().any(|s| s.path == whole) {
+        users.push(format!("{} is in use as swap", target.name));
+    }
+    for pv in facts
+        .physical_volumes
+        .iter()
+        .filter(|pv| pv.device == whole)
+    {
+        if let Some(vg) = &pv.vg_name {
+            users.push(format!("{} is an LVM physical volume of {vg}", target.name));
+        }
+    }
+    let stable = target.stable_path();
+    for sr in facts
+        .storage_repositories
+        .iter()
+        .filter(|sr| sr.devices.iter().any(|d| d == &whole || d == &stable))
+    {
+        users.push(format!(
+            "{} is the device of SR {} ({})",
+            target.name, sr.name_label, sr.uuid
+        ));
     }
     for part in &target.partitions {
         if let Some(mp) = &part.mount_point {
@@ -74,7 +115,11 @@ fn target_users(facts: &HostFacts, target: &Disk) -> Vec<String> {
             users.push(format!("{} is in use as swap", part.name));
         }
         for holder in &part.holders {
-            users.push(format!("{} is held by {holder}", part.name));
+            users.push(format!(
+                "{} is held by {}",
+                part.name,
+                holder_text(facts, holder)
+            ));
         }
         let names = partition_names(target, part);
         for pv in facts

@@ -13,6 +13,7 @@ fn writes_text(writes: &[Writes]) -> String {
         .map(|w| match w {
             Writes::Nothing => "nothing".to_string(),
             Writes::Firmware => "firmware boot entries".to_string(),
+            Writes::HostFile { path } => format!("file {path}"),
             Writes::Disk { serial, by_id, .. } => match serial {
                 Some(serial) => format!("disk serial {serial} ({by_id})"),
                 None => format!("disk {by_id}"),

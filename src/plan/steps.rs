@@ -151,21 +151,6 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The file mdadm and dracut read: /etc/mdadm.conf wins when it exists (dracut's
-    /// mdraid module installs it in preference to /etc/mdadm/mdadm.conf).
-    fn mdadm_conf_path(&self) -> &'static str {
-        if self.facts.files.contains_key("/etc/mdadm.conf") {
-            return "/etc/mdadm.conf";
-        }
-        if self.facts.files.contains_key("/etc/mdadm/mdadm.conf") {
-            return "/etc/mdadm/mdadm.conf";
-        }
-        match self.facts.product.os_id.as_deref() {
-            Some("debian") | Some("ubuntu") => "/etc/mdadm/mdadm.conf",
-            _ => "/etc/mdadm.conf",
-        }
-    }
-
     pub(super) fn tool(&self, names: &[&'static str]) -> &'static str {
         self.facts.first_tool(names).unwrap_or(names[0])
     }
@@ -274,6 +259,33 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The file mdadm and dracut read: /etc/mdadm.conf wins when it exists (dracut's mdraid
+/// module installs it in preference to /etc/mdadm/mdadm.conf).
+pub(crate) fn mdadm_conf_path(facts: &HostFacts) -> &'static str {
+    if facts.files.contains_key("/etc/mdadm.conf") {
+        return "/etc/mdadm.conf";
+    }
+    if facts.files.contains_key("/etc/mdadm/mdadm.conf") {
+        return "/etc/mdadm/mdadm.conf";
+    }
+    match facts.product.os_id.as_deref() {
+        Some("debian") | Some("ubuntu") => "/etc/mdadm/mdadm.conf",
+        _ => "/etc/mdadm.conf",
+    }
+}
+
+/// Erases a disk's partitions' signatures, then its partition tables and its own signatures.
+pub(crate) fn wipe_disk_actions(disk: &Disk) -> Vec<Action> {
+    let mut actions: Vec<Action> = disk
+        .partitions
+        .iter()
+        .map(|p| run(&["wipefs", "--all", &disk.partition_path(p.number)]))
+        .collect();
+    actions.push(run(&["sgdisk", "--zap-all", &disk.stable_path()]));
+    actions.push(run(&["wipefs", "--all", &disk.stable_path()]));
+    actions
+}
+
 pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
     let mut phases = vec![
         Phase {
@@ -331,18 +343,11 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
             || tgt.probe.pt_type.is_some()
             || tgt.probe.fs_type.is_some())
     {
-        let mut actions: Vec<Action> = tgt
-            .partitions
-            .iter()
-            .map(|p| run(&["wipefs", "--all", &tgt.partition_path(p.number)]))
-            .collect();
-        actions.push(run(&["sgdisk", "--zap-all", &tgt.stable_path()]));
-        actions.push(run(&["wipefs", "--all", &tgt.stable_path()]));
         steps.push(step(
             "wipe-target",
             "erase the old partitions and signatures found on the target (--wipe-target)",
             tgt_w(),
-            actions,
+            wipe_disk_actions(tgt),
             DoneCheck::Journal,
         ));
     }
@@ -584,7 +589,7 @@ fn config_edits(ctx: &Ctx<'_>) -> Vec<Step> {
         },
     ));
 
-    let conf_path = ctx.mdadm_conf_path();
+    let conf_path = mdadm_conf_path(facts);
     let old_conf = facts.files.get(conf_path).cloned().unwrap_or_default();
     let new_conf = mdadm_conf(&old_conf, &ctx.layout.arrays);
     let path = in_new_root(conf_path);
@@ -770,35 +775,50 @@ fn storage(ctx: &Ctx<'_>) -> Vec<Step> {
     if !ctx.facts.has_tool("xe") {
         return Vec::new();
     }
+    vec![sr_create_step(
+        ctx.facts,
+        &array.device,
+        name,
+        vec![writes(ctx.src()), writes(ctx.target)],
+    )]
+}
+
+/// `pvcreate` and `xe sr-create` of a local LVM SR on an array.
+pub(crate) fn sr_create_step(
+    facts: &HostFacts,
+    device: &str,
+    name: &str,
+    writes: Vec<Writes>,
+) -> Step {
     let mut sr_create = vec![
         "xe".to_string(),
         "sr-create".into(),
         "type=lvm".into(),
         "content-type=user".into(),
         "shared=false".into(),
-        format!("device-config:device={}", array.device),
+        format!("device-config:device={device}"),
         format!("name-label={name}"),
     ];
-    if let Some(host) = &ctx.facts.product.installation_uuid {
+    if let Some(host) = &facts.product.installation_uuid {
         sr_create.push(format!("host-uuid={host}"));
     }
-    vec![step(
+    step(
         "create-sr",
         "the local SR on the mirrored storage array",
-        vec![writes(ctx.src()), writes(ctx.target)],
+        writes,
         vec![
             // dom0's lvm.conf may be read-only for metadata; override for this one command only.
             run(&[
                 "pvcreate",
                 "--config",
                 "global{metadata_read_only=0}",
-                &array.device,
+                device,
             ]),
             run_owned(sr_create),
         ],
         DoneCheck::SrExists {
             name_label: name.to_string(),
-            device: array.device.clone(),
+            device: device.to_string(),
         },
-    )]
+    )
 }

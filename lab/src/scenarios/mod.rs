@@ -7,6 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod add_mirror;
 mod bench;
 mod convert;
 mod crash;
@@ -142,6 +143,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "replace on a converted xcpng8-uefi: disk A pulled, a new disk replaces it (ESP, boot entry) and boots alone through its own entry",
             run: replace::replace_uefi,
+        },
+        Scenario {
+            name: "add-mirror",
+            core: false,
+            about: "add-mirror on a converted xs7-bios with two new 2G disks: bad inputs refused (exit 3, disks unchanged), then a named RAID1 [UU] with an SR via xe, the same name after a reboot, doctor passes",
+            run: add_mirror::add_mirror,
         },
         Scenario {
             name: "seed-6.5",

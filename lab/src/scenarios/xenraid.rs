@@ -332,7 +332,7 @@ pub fn bad_targets(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-fn failed_checks(v: &Value) -> Vec<String> {
+pub fn failed_checks(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
     collect_failed(v, &mut out);
     out
