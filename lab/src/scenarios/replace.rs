@@ -250,7 +250,11 @@ fn refuse_bad_new_disks(vm: &mut Vm, small: &Disk) -> Result<()> {
     let fingerprint = |vm: &mut Vm, id: &str| -> Result<String> {
         Ok(vm
             .run(
-                &format!("sgdisk -p {id} 2>&1 | tail -n +2; blkid -p {id} || true"),
+                // Signatures and partitions as on disk (sgdisk -p makes up a new disk GUID
+                // for a disk without GPT at every call).
+                &format!(
+                    "wipefs --no-act {id}; partx -g -o NR,START,END,TYPE {id} 2>/dev/null || true"
+                ),
                 MIN,
             )?
             .stdout)
