@@ -236,6 +236,12 @@ pub fn assess<'f>(facts: &'f HostFacts, intent: &ReplaceIntent) -> Situation<'f>
         // A hot spare joins every mirror of the pair the system runs on.
         s.affected = (0..s.mirrors.len()).collect();
     }
+    // md rebuilds one array per disk at a time, in the order members arrive: `/` first.
+    let root_dev = facts
+        .root_mount()
+        .map(|m| format!("{}:{}", m.major, m.minor));
+    s.affected
+        .sort_by_key(|&i| s.mirrors[i].array.dev.is_none() || s.mirrors[i].array.dev != root_dev);
     let candidates: Vec<&'f Disk> = member_disks(&s)
         .into_iter()
         .filter(|d| s.failed.is_none_or(|f| f.name != d.name))

@@ -74,6 +74,10 @@ pub fn steps(
         steps.extend(re_add(s, new));
     } else {
         steps.extend(prepare_new(intent, healthy, new));
+        // Before any member: grub-install probes /boot's array, and with a fresh member
+        // waiting to rebuild GRUB 2.06 failed to find the array at all (lab); with the healthy
+        // members alone it installs. The new disk is also bootable before the resync begins.
+        steps.extend(bootloader_new(facts, healthy, new));
         for m in affected(s) {
             let Some(n) = healthy_partition(m, healthy) else {
                 continue;
@@ -95,7 +99,6 @@ pub fn steps(
                 },
             ));
         }
-        steps.extend(bootloader_new(facts, healthy, new));
     }
     if !intent.spare {
         let devices: Vec<String> = affected(s).map(|m| m.device.clone()).collect();
