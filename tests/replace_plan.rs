@@ -48,18 +48,28 @@ fn as_member(p: &Partition, disk: &str) -> Partition {
 
 /// Both disks in every mirror, bitmaps on.
 fn converted() -> HostFacts {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/xs7-bios");
+    converted_from("xs7-bios")
+}
+
+fn converted_from(fixture: &str) -> HostFacts {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lab")
+        .join(fixture);
     let source = RootedSource::captured(&root);
     let mut facts = discover(&source as &dyn HostSource).unwrap();
-    let sys = facts.disk("sdb").unwrap().clone();
-    let parts_b: Vec<Partition> = sys.partitions.iter().map(|p| as_member(p, "sdb")).collect();
-    let parts_a: Vec<Partition> = sys.partitions.iter().map(|p| as_member(p, "sda")).collect();
+    // The captured system disk's table on both disks.
+    let sys = facts
+        .disks
+        .iter()
+        .find(|d| !d.partitions.is_empty())
+        .unwrap()
+        .clone();
     for d in facts.disks.iter_mut() {
-        d.partitions = if d.name == "sdb" {
-            parts_b.clone()
-        } else {
-            parts_a.clone()
-        };
+        d.partitions = sys
+            .partitions
+            .iter()
+            .map(|p| as_member(p, &d.name))
+            .collect();
         d.probe.pt_type = Some("gpt".into());
     }
     facts.arrays = ROLES
@@ -381,4 +391,59 @@ fn md_uuids_match_in_blkid_and_mdadm_spelling() {
     // 0.90: blkid prints each word byte-swapped.
     assert!(same_md_uuid("ea06e860-055d-c5e9-3eee-74e4fd41ca43", mdadm));
     assert!(!same_md_uuid("48ad19eb-695c-947f-c842-68384d6bccfb", mdadm));
+}
+
+#[test]
+fn uefi_the_new_disk_gets_an_esp_with_the_lost_ones_id_and_its_own_boot_entry() {
+    let mut facts = converted_from("xcpng8-uefi");
+    // Each disk's ESP has a volume id of its own; fstab mounts sdb's.
+    let esp = "BD0B-82A7".to_string();
+    for d in facts.disks.iter_mut().filter(|d| d.name == "sdb") {
+        for p in d.partitions.iter_mut().filter(|p| p.is_esp()) {
+            p.uuid = Some(esp.clone());
+        }
+    }
+    let boot_efi = facts
+        .fstab
+        .iter_mut()
+        .find(|e| e.file == "/boot/efi")
+        .unwrap();
+    boot_efi.spec = format!("UUID={esp}");
+    let mut facts = pulled(facts, "sdb");
+    facts
+        .disks
+        .push(blank("sdc", "XRLAB-NEW0", "0x5000c500a0000009", 4));
+    let plan = build_replace_plan(
+        &facts,
+        &ReplaceIntent {
+            new: Some("/dev/sdc".into()),
+            ..intent()
+        },
+    );
+    assert!(!plan.refused(), "{}", render_plan(&plan));
+    let new = "/dev/disk/by-id/wwn-0x5000c500a0000009";
+    let id: String = esp.chars().filter(char::is_ascii_hexdigit).collect();
+    let cmds = argv(&plan);
+    assert!(
+        cmds.contains(&format!("mkfs.vfat -F 32 -n XRAID-ESP -i {id} {new}-part4")),
+        "{cmds:#?}"
+    );
+    assert!(cmds.iter().any(|c| c.starts_with(&format!(
+        "efibootmgr --create-only --disk {new} --part 4 --label XCP-ng (xenraid XRLAB-NEW0)"
+    ))));
+    assert!(!cmds.iter().any(|c| c.starts_with("grub-install")));
+    let ids = ids(&plan);
+    let first_member = ids
+        .iter()
+        .position(|i| i.starts_with("add-member"))
+        .unwrap();
+    let entry = ids.iter().position(|i| i == "boot-entry-new").unwrap();
+    assert!(entry < first_member, "boot loader before members: {ids:?}");
+    assert!(plan.phases[0]
+        .steps
+        .iter()
+        .any(|s| s.actions.iter().any(|a| matches!(
+            a,
+            Action::EfiBootOrderFirst { labels } if labels[1] == "XCP-ng (xenraid XRLAB-NEW0)"
+        ))));
 }

@@ -229,8 +229,18 @@ fn bootloader_new(facts: &HostFacts, healthy: &Disk, new: &Disk) -> Vec<Step> {
                 return steps;
             };
             let part = new.partition_path(esp.number);
+            let mut mkfs: Vec<String> = ["mkfs.vfat", "-F", "32", "-n", "XRAID-ESP"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            if let Some(id) = orphaned_esp_id(facts) {
+                // fstab mounts /boot/efi by the volume id of an ESP that left with the
+                // replaced disk: the new ESP takes that id, so /boot/efi mounts again.
+                mkfs.extend(["-i".to_string(), id]);
+            }
+            mkfs.push(part.clone());
             let mut actions = vec![
-                run(&["mkfs.vfat", "-F", "32", "-n", "XRAID-ESP", &part]),
+                run_owned(mkfs),
                 run(&["mkdir", "-p", ESP_STAGING]),
                 run(&["mount", &part, ESP_STAGING]),
                 run(&[
@@ -314,6 +324,24 @@ fn bootloader_new(facts: &HostFacts, healthy: &Disk, new: &Disk) -> Vec<Step> {
         _ => {}
     }
     steps
+}
+
+/// The volume id (for `mkfs.vfat -i`) of the ESP fstab mounts at /boot/efi, when no
+/// attached disk has it any more.
+fn orphaned_esp_id(facts: &HostFacts) -> Option<String> {
+    let entry = facts.fstab.iter().find(|e| e.file == "/boot/efi")?;
+    let uuid = entry.spec.strip_prefix("UUID=")?;
+    let present = facts
+        .disks
+        .iter()
+        .flat_map(|d| d.partitions.iter())
+        .any(|p| {
+            p.uuid
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(uuid))
+        });
+    let id: String = uuid.chars().filter(char::is_ascii_hexdigit).collect();
+    (!present && id.len() == 8).then_some(id)
 }
 
 pub fn notes(
