@@ -593,7 +593,7 @@ fn uefi_esp_copies_are_compared_when_mounted_and_synced_from_boot_efi() {
         .expect("esp-copies");
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(
-        c.seen.contains("EFI/xenserver/grubx64.efi differs"),
+        c.seen.contains("efi/xenserver/grubx64.efi differs"),
         "{}",
         c.seen
     );

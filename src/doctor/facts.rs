@@ -3,7 +3,6 @@
 //! the md devices).
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 
 use crate::exec::{Command, ExecError};
 use crate::health::md_sysfs::{read_arrays, whole_disk, ArrayHealth};
@@ -28,9 +27,7 @@ const UNIT_DIRS: &[&str] = &[
 ];
 
 /// Bounds for walking an ESP: it holds a boot loader, not a file system's worth of files.
-const ESP_MAX_FILES: usize = 10_000;
-const ESP_MAX_DEPTH: usize = 16;
-const ESP_MAX_FILE: usize = 256 << 20;
+use super::esp_fat::{content_key, fat_tree, ESP_MAX_DEPTH, ESP_MAX_FILE, ESP_MAX_FILES};
 
 #[derive(Debug, Clone)]
 pub struct DoctorFacts {
@@ -441,7 +438,12 @@ fn boot_disk(src: &dyn HostSource, host: &HostFacts, name: &str) -> BootDisk {
             let mount_point = host
                 .find_partition(part)
                 .and_then(|(_, p)| p.mount_point.clone());
-            let tree = mount_point.as_deref().and_then(|mp| esp_tree(src, mp));
+            // The mounted copy through the mount (the page cache may be ahead of the disk),
+            // the others as FAT from their partitions.
+            let tree = match mount_point.as_deref() {
+                Some(mp) => esp_tree(src, mp),
+                None => fat_tree(src, &format!("/dev/{part}")),
+            };
             Esp {
                 partition: part.clone(),
                 mount_point,
@@ -478,9 +480,7 @@ pub fn esp_tree(src: &dyn HostSource, root: &str) -> Option<BTreeMap<String, (u6
                 continue;
             }
             let bytes = src.read_prefix(&path, ESP_MAX_FILE).ok()?;
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            bytes.hash(&mut hasher);
-            out.insert(child, (bytes.len() as u64, hasher.finish()));
+            out.insert(child.to_lowercase(), content_key(&bytes));
             if out.len() > ESP_MAX_FILES {
                 return None;
             }

@@ -6,6 +6,7 @@
 //! and `fix::execute` runs them through the one `Runner`.
 
 pub mod checks;
+pub mod esp_fat;
 pub mod facts;
 pub mod fix;
 pub mod initramfs;
