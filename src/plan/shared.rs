@@ -1,10 +1,10 @@
 //! Pieces every plan that writes a member disk needs (convert, replace, add-mirror): md's
-//! bitmap granularity and the disk's firmware boot entry.
+//! bitmap granularity, the disk's firmware boot entry, wiping, mdadm.conf's place, the SR.
 
 use crate::host::{Disk, HostFacts};
 
-use super::model::Action;
-use super::steps::run_owned;
+use super::model::{Action, DoneCheck, Step, Writes};
+use super::steps::{run, run_owned, step};
 
 /// md's write-intent bitmap granularity, about 65536 bits per member. A member back after a
 /// brief loss resyncs only the chunks written meanwhile: mdadm's default chunk is 64 MiB
@@ -67,6 +67,73 @@ pub(crate) fn efibootmgr(facts: &HostFacts, disk: &Disk, esp: u32) -> Option<(Ac
         ]),
         label,
     ))
+}
+
+/// The file mdadm and dracut read: /etc/mdadm.conf wins when it exists (dracut's mdraid
+/// module installs it in preference to /etc/mdadm/mdadm.conf).
+pub(crate) fn mdadm_conf_path(facts: &HostFacts) -> &'static str {
+    if facts.files.contains_key("/etc/mdadm.conf") {
+        return "/etc/mdadm.conf";
+    }
+    if facts.files.contains_key("/etc/mdadm/mdadm.conf") {
+        return "/etc/mdadm/mdadm.conf";
+    }
+    match facts.product.os_id.as_deref() {
+        Some("debian") | Some("ubuntu") => "/etc/mdadm/mdadm.conf",
+        _ => "/etc/mdadm.conf",
+    }
+}
+
+/// Erases a disk's partitions' signatures, then its partition tables and its own signatures.
+pub(crate) fn wipe_disk_actions(disk: &Disk) -> Vec<Action> {
+    let mut actions: Vec<Action> = disk
+        .partitions
+        .iter()
+        .map(|p| run(&["wipefs", "--all", &disk.partition_path(p.number)]))
+        .collect();
+    actions.push(run(&["sgdisk", "--zap-all", &disk.stable_path()]));
+    actions.push(run(&["wipefs", "--all", &disk.stable_path()]));
+    actions
+}
+
+/// `pvcreate` and `xe sr-create` of a local LVM SR on an array.
+pub(crate) fn sr_create_step(
+    facts: &HostFacts,
+    device: &str,
+    name: &str,
+    writes: Vec<Writes>,
+) -> Step {
+    let mut sr_create = vec![
+        "xe".to_string(),
+        "sr-create".into(),
+        "type=lvm".into(),
+        "content-type=user".into(),
+        "shared=false".into(),
+        format!("device-config:device={device}"),
+        format!("name-label={name}"),
+    ];
+    if let Some(host) = &facts.product.installation_uuid {
+        sr_create.push(format!("host-uuid={host}"));
+    }
+    step(
+        "create-sr",
+        "the local SR on the mirrored storage array",
+        writes,
+        vec![
+            // dom0's lvm.conf may be read-only for metadata; override for this one command only.
+            run(&[
+                "pvcreate",
+                "--config",
+                "global{metadata_read_only=0}",
+                device,
+            ]),
+            run_owned(sr_create),
+        ],
+        DoneCheck::SrExists {
+            name_label: name.to_string(),
+            device: device.to_string(),
+        },
+    )
 }
 
 #[cfg(test)]
