@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use xenraid::cli::{ReplaceArgs, EXIT_OK, EXIT_REFUSED};
+use xenraid::convert::journal::JournalState;
 use xenraid::convert::JournalStore;
-use xenraid::host::{DiskIdentity, HostFacts};
+use xenraid::host::HostFacts;
 use xenraid::plan::lifecycle_steps::JOURNAL_FILE;
 use xenraid::plan::render::render_plan;
 use xenraid::plan::replace::{build_replace_plan, ReplaceIntent};
@@ -19,12 +20,24 @@ pub fn replace(
     args: &ReplaceArgs,
     facts: HostFacts,
 ) -> anyhow::Result<i32> {
+    let conversion = JournalStore::new(JOURNAL_FILE).load().ok().flatten();
+    if root.is_none()
+        && conversion
+            .as_ref()
+            .is_some_and(|j| j.state == JournalState::InProgress)
+    {
+        // Between its phases a conversion owns both disks; its resume adds the members.
+        eprintln!("xenraid: a conversion is in progress: finish it first (`xenraid resume`)");
+        return Ok(EXIT_REFUSED);
+    }
     let intent = ReplaceIntent {
         failed: args.failed.clone(),
         new: args.new.clone(),
         wipe_target: args.wipe_target,
         spare: args.spare,
-        known_disks: converted_disks(),
+        known_disks: conversion
+            .map(|j| j.plan.source.into_iter().chain(j.plan.target).collect())
+            .unwrap_or_default(),
         slots: facts
             .disks
             .iter()
@@ -80,16 +93,6 @@ pub fn replace(
     }
     // The journal of a finished replacement is kept for the record; the next one starts anew.
     Ok(code)
-}
-
-/// The two disks the conversion wrote, from its journal: a disk that is gone is named by them.
-fn converted_disks() -> Vec<DiskIdentity> {
-    JournalStore::new(JOURNAL_FILE)
-        .load()
-        .ok()
-        .flatten()
-        .map(|j| j.plan.source.into_iter().chain(j.plan.target).collect())
-        .unwrap_or_default()
 }
 
 /// Where a disk sits, as sysfs tells: its enclosure slot, else its SCSI address.
