@@ -5,7 +5,7 @@
 //! sync ([UU]) and the `xe` stand-in's log with `sr-create` on /dev/md/sr2. After a reboot the
 //! array comes back under the same name with both members, and `doctor` finds nothing wrong.
 
-use super::convert::{assert_on_raid, converted_pair};
+use super::convert::{assert_on_raid_as, converted_pair_as, Expect, XCPNG8, XS7};
 use super::xenraid::{failed_checks, install_with_monitor, GUEST_BIN};
 use super::Ctx;
 use crate::images::blank_disk;
@@ -122,7 +122,16 @@ fn assert_array(vm: &mut Vm, when: &str) -> Result<String> {
 }
 
 pub fn add_mirror(ctx: &mut Ctx) -> Result<()> {
-    let p = ctx.phase("converted-guest", converted_pair)?;
+    add_mirror_as(ctx, &XS7)
+}
+
+/// The same on a converted XCP-ng 8 UEFI host.
+pub fn add_mirror_uefi(ctx: &mut Ctx) -> Result<()> {
+    add_mirror_as(ctx, &XCPNG8)
+}
+
+fn add_mirror_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
+    let p = ctx.phase("converted-guest", |c| converted_pair_as(c, want))?;
     let c = blank_disk(
         &ctx.dir.join("new1.qcow2"),
         "2G",
@@ -137,7 +146,7 @@ pub fn add_mirror(ctx: &mut Ctx) -> Result<()> {
     )?;
     let mut vm = ctx.phase("boot", |cx| {
         let mut vm = cx.boot("add-mirror", &p.image, &[&p.a, &p.b, &c, &d])?;
-        assert_on_raid(&mut vm, "the converted guest with two new disks")?;
+        assert_on_raid_as(&mut vm, "the converted guest with two new disks", want.root)?;
         install_with_monitor(&mut vm, "[alert.xapi]\n")?;
         Ok(vm)
     })?;
@@ -221,7 +230,7 @@ pub fn add_mirror(ctx: &mut Ctx) -> Result<()> {
     ctx.phase("reboot", |_| {
         let took = vm.reboot(30 * MIN)?;
         println!("REBOOT in {:.1} s", took.as_secs_f64());
-        assert_on_raid(&mut vm, "after the reboot")?;
+        assert_on_raid_as(&mut vm, "after the reboot", want.root)?;
         let md = assert_array(&mut vm, "after the reboot")?;
         let out = vm.run_status(&format!("{GUEST_BIN} doctor"), 20 * MIN)?;
         let text = format!("{}{}", out.stdout, out.stderr);

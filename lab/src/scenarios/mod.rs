@@ -141,7 +141,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "replace-uefi",
             core: false,
-            about: "replace on a converted xcpng8-uefi: disk A pulled, a new disk replaces it (ESP, boot entry) and boots alone through its own entry",
+            about: "replace on a converted xcpng8-uefi: a member back after a brief loss re-added (bitmap vs none); disk A pulled, a new disk replaces it (ESP, boot entry) and boots alone through its own entry",
             run: replace::replace_uefi,
         },
         Scenario {
@@ -149,6 +149,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "add-mirror on a converted xs7-bios with two new 2G disks: bad inputs refused (exit 3, disks unchanged), then a named RAID1 [UU] with an SR via xe, the same name after a reboot, doctor passes",
             run: add_mirror::add_mirror,
+        },
+        Scenario {
+            name: "add-mirror-uefi",
+            core: false,
+            about: "add-mirror on a converted xcpng8-uefi: the same proof",
+            run: add_mirror::add_mirror_uefi,
         },
         Scenario {
             name: "seed-6.5",

@@ -101,15 +101,15 @@ fn transient_round(vm: &mut Vm, b: &Disk, index: usize, what: &str) -> Result<(u
 }
 
 pub fn replace_scenario(ctx: &mut Ctx) -> Result<()> {
-    replace_as(ctx, &XS7, true)
+    replace_as(ctx, &XS7)
 }
 
-/// Issue 7 on UEFI: the pulled-disk replacement, the new disk booting through its own entry.
+/// Issue 7 on UEFI: the same, the new disk booting through its own entry.
 pub fn replace_uefi(ctx: &mut Ctx) -> Result<()> {
-    replace_as(ctx, &XCPNG8, false)
+    replace_as(ctx, &XCPNG8)
 }
 
-fn replace_as(ctx: &mut Ctx, want: &Expect, transient: bool) -> Result<()> {
+fn replace_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
     let p = ctx.phase("converted-guest", |c| converted_pair_as(c, want))?;
     let new = blank_disk(
         &ctx.dir.join("new.qcow2"),
@@ -123,38 +123,36 @@ fn replace_as(ctx: &mut Ctx, want: &Expect, transient: bool) -> Result<()> {
         "XRLAB-SMALL0",
         0x5000c500a0000011,
     )?;
-    if transient {
-        ctx.phase("transient-loss", |c| {
-        let mut vm = c.boot("transient", &p.image, &[&p.a, &p.b])?;
-        install_with_monitor(&mut vm, "[alert.xapi]\n")?;
-        let member = member_bytes(&mut vm)?;
-        let (with_bitmap, back) = transient_round(&mut vm, &p.b, 1, "bitmap")?;
-        vm.run(
-            "for md in /dev/md/*; do mdadm --grow --bitmap=none $md; done; sysctl -q dev.raid.speed_limit_min=500000",
-            MIN,
-        )?;
-        let (without, _) = transient_round(&mut vm, &p.b, back, "no bitmap")?;
-        vm.run(
-            "for md in /dev/md/*; do mdadm --grow --bitmap=internal --bitmap-chunk=1024 $md; done",
-            5 * MIN,
-        )?;
-        let pct = |b: u64| b as f64 * 100.0 / member as f64;
-        println!(
-            "REPLACE resync after a brief loss, bytes written to the member: bitmap {:.1} MiB ({:.2}% of {:.0} MiB), no bitmap {:.1} MiB ({:.1}%)",
-            with_bitmap as f64 / 1048576.0,
-            pct(with_bitmap),
-            member as f64 / 1048576.0,
-            without as f64 / 1048576.0,
-            pct(without)
-        );
-        ensure!(
-            pct(with_bitmap) <= 2.0,
-            "with the bitmap the resync must stay within 2% of the member"
-        );
-        vm.run(CHECK_MARKERS, MIN)?;
-        vm.shutdown(5 * MIN)
-    })?;
-    }
+    ctx.phase("transient-loss", |c| {
+    let mut vm = c.boot("transient", &p.image, &[&p.a, &p.b])?;
+    install_with_monitor(&mut vm, "[alert.xapi]\n")?;
+    let member = member_bytes(&mut vm)?;
+    let (with_bitmap, back) = transient_round(&mut vm, &p.b, 1, "bitmap")?;
+    vm.run(
+        "for md in /dev/md/*; do mdadm --grow --bitmap=none $md; done; sysctl -q dev.raid.speed_limit_min=500000",
+        MIN,
+    )?;
+    let (without, _) = transient_round(&mut vm, &p.b, back, "no bitmap")?;
+    vm.run(
+        "for md in /dev/md/*; do mdadm --grow --bitmap=internal --bitmap-chunk=1024 $md; done",
+        5 * MIN,
+    )?;
+    let pct = |b: u64| b as f64 * 100.0 / member as f64;
+    println!(
+        "REPLACE resync after a brief loss, bytes written to the member: bitmap {:.1} MiB ({:.2}% of {:.0} MiB), no bitmap {:.1} MiB ({:.1}%)",
+        with_bitmap as f64 / 1048576.0,
+        pct(with_bitmap),
+        member as f64 / 1048576.0,
+        without as f64 / 1048576.0,
+        pct(without)
+    );
+    ensure!(
+        pct(with_bitmap) <= 2.0,
+        "with the bitmap the resync must stay within 2% of the member"
+    );
+    vm.run(CHECK_MARKERS, MIN)?;
+    vm.shutdown(5 * MIN)
+})?;
     ctx.phase("pull-disk-a", |c| {
         let mut vm = c.boot("pulled", &p.image, &[&p.a, &p.b])?;
         install_with_monitor(&mut vm, "[alert.xapi]\n")?;
