@@ -166,16 +166,7 @@ fn disk_serial_check(disk: &Disk) -> Option<DoneCheck> {
 
 /// Phase 2, after the members are added: full redundancy before anything claims it.
 pub(super) fn wait_sync(ctx: &Ctx<'_>) -> Step {
-    let devices: Vec<String> = ctx.layout.arrays.iter().map(|a| a.device.clone()).collect();
-    step(
-        "wait-resync",
-        "the mirror protects nothing until every array is in sync",
-        vec![Writes::Nothing],
-        vec![Action::WaitSync {
-            devices: devices.clone(),
-        }],
-        DoneCheck::InSync { devices },
-    )
+    super::shared::wait_resync_step(ctx.layout.arrays.iter().map(|a| a.device.clone()).collect())
 }
 
 /// The last step: the resume unit goes; the journal stays as the record of what was done.

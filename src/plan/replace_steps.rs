@@ -101,15 +101,8 @@ pub fn steps(
         }
     }
     if !intent.spare {
-        let devices: Vec<String> = affected(s).map(|m| m.device.clone()).collect();
-        steps.push(step(
-            "wait-resync",
-            "the mirror protects nothing until every array is in sync",
-            vec![Writes::Nothing],
-            vec![Action::WaitSync {
-                devices: devices.clone(),
-            }],
-            DoneCheck::InSync { devices },
+        steps.push(super::shared::wait_resync_step(
+            affected(s).map(|m| m.device.clone()).collect(),
         ));
     }
     steps
@@ -202,18 +195,12 @@ fn prepare_new(intent: &ReplaceIntent, healthy: &Disk, new: &Disk) -> Vec<Step> 
             partitions: shapes,
         },
     ));
-    let mut wipe: Vec<Action> = healthy
-        .partitions
-        .iter()
-        .map(|p| run(&["wipefs", "--all", &new.partition_path(p.number)]))
-        .collect();
-    wipe.push(run(&["udevadm", "settle"]));
-    steps.push(step(
+    let numbers: Vec<u32> = healthy.partitions.iter().map(|p| p.number).collect();
+    steps.push(super::shared::clear_signatures_step(
         "clear-new-signatures",
         "old superblocks and filesystem signatures survive a new partition table; erase them",
-        vec![writes(new)],
-        wipe,
-        DoneCheck::Journal,
+        new,
+        &numbers,
     ));
     steps
 }

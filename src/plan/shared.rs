@@ -136,6 +136,36 @@ pub(crate) fn sr_create_step(
     )
 }
 
+/// Waits, with progress, until these arrays are in sync: the mirror protects nothing before.
+pub(crate) fn wait_resync_step(devices: Vec<String>) -> Step {
+    step(
+        "wait-resync",
+        "the mirror protects nothing until every array is in sync",
+        vec![Writes::Nothing],
+        vec![Action::WaitSync {
+            devices: devices.clone(),
+        }],
+        DoneCheck::InSync { devices },
+    )
+}
+
+/// Old md superblocks and filesystem signatures survive a new partition table: erase them on
+/// each of these partitions of `disk`, then let udev catch up.
+pub(crate) fn clear_signatures_step(id: &str, why: &str, disk: &Disk, numbers: &[u32]) -> Step {
+    let mut wipe: Vec<Action> = numbers
+        .iter()
+        .map(|n| run(&["wipefs", "--all", &disk.partition_path(*n)]))
+        .collect();
+    wipe.push(run(&["udevadm", "settle"]));
+    step(
+        id,
+        why,
+        vec![super::steps::writes(disk)],
+        wipe,
+        DoneCheck::Journal,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::bitmap_chunk;

@@ -338,18 +338,12 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         },
     ));
 
-    let mut wipe: Vec<Action> = ctx
-        .partition_shapes()
-        .iter()
-        .map(|s| run(&["wipefs", "--all", &tgt.partition_path(s.number)]))
-        .collect();
-    wipe.push(run(&["udevadm", "settle"]));
-    steps.push(step(
+    let numbers: Vec<u32> = ctx.partition_shapes().iter().map(|s| s.number).collect();
+    steps.push(super::shared::clear_signatures_step(
         "clear-target-signatures",
         "old md superblocks and filesystem signatures survive a new partition table; erase them",
-        tgt_w(),
-        wipe,
-        DoneCheck::Journal,
+        tgt,
+        &numbers,
     ));
 
     for array in &ctx.layout.arrays {
