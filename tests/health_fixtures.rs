@@ -85,7 +85,10 @@ fn states_sync_and_bitmaps_are_read() {
     assert_eq!(get("check").sync_action, "check");
     assert_eq!(get("nobitmap").bitmap, None);
     assert_eq!(get("nobitmap").metadata.as_deref(), Some("0.90"));
-    assert_eq!(get("clean").bitmap.as_deref(), Some("+8"));
+    assert_eq!(
+        get("clean").bitmap.as_deref(),
+        Some("internal, 65536 KiB chunk")
+    );
     assert_eq!(get("clean").sync_action, "idle");
 }
 

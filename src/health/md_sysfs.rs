@@ -23,7 +23,7 @@ pub struct ArrayHealth {
     pub sync: Option<SyncState>,
     /// A resync/recovery/check is due but waits: md runs one at a time per physical disk.
     pub sync_delayed: bool,
-    /// Where the write-intent bitmap lives (`+8` = internal); None when there is none.
+    /// The write-intent bitmap, `internal, 65536 KiB chunk` (or `file, …`); None when there is none.
     pub bitmap: Option<String>,
     /// Sectors found to differ by the last check or repair.
     pub mismatch_sectors: Option<u64>,
@@ -189,17 +189,23 @@ fn read_array(
                 .filter(|s| *s > 0)
                 .map(|s| total.saturating_sub(done) / 2 / s),
         });
-    let bitmap = if hint.is_some_and(|h| h.bitmap.is_none()) {
-        None
-    } else {
-        read(src, &format!("{md}/bitmap/location")).filter(|l| l != "none")
+    let bitmap = match hint {
+        Some(h) => h.bitmap.as_deref().map(bitmap_from_mdstat),
+        None => bitmap_from_sysfs(src, &md),
     };
-    let mut members: Vec<MemberHealth> = src
-        .list_dir(&md)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|e| e.strip_prefix("dev-").map(str::to_string))
-        .map(|m| read_member(src, &md, &m, blocks))
+    // mdstat lists every member the kernel holds (`dev-*` in sysfs), faulty and spare too.
+    let member_names: Vec<String> = match hint {
+        Some(h) => h.members.iter().map(|m| m.device.clone()).collect(),
+        None => src
+            .list_dir(&md)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.strip_prefix("dev-").map(str::to_string))
+            .collect(),
+    };
+    let mut members: Vec<MemberHealth> = member_names
+        .iter()
+        .map(|m| read_member(src, &md, m, blocks))
         .collect();
     members.sort_by_key(|m| (m.slot.unwrap_or(u32::MAX), m.device.clone()));
     Some(ArrayHealth {
@@ -235,6 +241,39 @@ fn read_array(
         },
         members,
     })
+}
+
+/// The bitmap as both reads describe it: `internal` or `file`, and its chunk.
+fn bitmap_text(kind: &str, chunk_kib: Option<u64>) -> String {
+    match chunk_kib {
+        Some(kib) => format!("{kind}, {kib} KiB chunk"),
+        None => kind.to_string(),
+    }
+}
+
+/// From mdstat's `bitmap: 0/1 pages [0KB], 65536KB chunk[, file: /path]`.
+fn bitmap_from_mdstat(line: &str) -> String {
+    let kind = if line.contains("file:") {
+        "file"
+    } else {
+        "internal"
+    };
+    let chunk = line
+        .split(',')
+        .find_map(|part| part.trim().strip_suffix("KB chunk")?.trim().parse().ok());
+    bitmap_text(kind, chunk)
+}
+
+/// From `bitmap/location` (`+8` internal, `file`, `none`) and `bitmap/chunksize` (bytes).
+fn bitmap_from_sysfs(src: &dyn HostSource, md: &str) -> Option<String> {
+    let location = read(src, &format!("{md}/bitmap/location")).filter(|l| l != "none")?;
+    let kind = if location == "file" {
+        "file"
+    } else {
+        "internal"
+    };
+    let chunk = number(src, &format!("{md}/bitmap/chunksize")).map(|b| b / 1024);
+    Some(bitmap_text(kind, chunk))
 }
 
 /// `sync_completed`: "done / total" in sectors, or "none".

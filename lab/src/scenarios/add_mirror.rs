@@ -224,6 +224,12 @@ fn add_mirror_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
             "the xe stand-in must log one sr-create on /dev/md/{NAME}:\n{xe}"
         );
         println!("XE {}", ours[0]);
+        // Which image the rebuild wrote, seen before the reboot: a wrong path shows here.
+        let before = vm.run_status(
+            &format!("ls -l --time-style=+%T /boot/*.img /boot/efi/EFI/*/grub.cfg; findmnt /boot/efi; {GUEST_BIN} doctor | grep -E 'initramfs|FAIL'"),
+            20 * MIN,
+        )?;
+        println!("BEFORE the reboot:\n{}", tail(&before.stdout, 20));
         Ok(())
     })?;
 
