@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The XenServer-shaped images (the seed systems): `inspect`, `speed` and `capture` run in each.
 pub const PROFILES: &[&str] = &["xs7-bios", "xs65-bios", "xcpng8-uefi"];
+/// Plain GRUB2 Linux (issue 5): no XenServer inventory, no `xe`, built by its own recipe.
+pub const OTHER_PROFILES: &[&str] = &["debian-bios"];
 /// Serial of the system disk in every guest (the recipe writes it into xensource-inventory).
 pub const SYSTEM_SERIAL: &str = "XRLAB-SYS0";
 pub const SYSTEM_WWN: u64 = 0x5000c500a0000001;
@@ -137,12 +140,23 @@ impl Lab {
         self.hash_files(&["recipes/common.sh", "recipes/rootfs.sh"], "")
     }
 
+    /// The recipe that lays out `profile`'s disk (its own file, so a new profile does not
+    /// change the other images' cache keys).
+    fn image_recipe(profile: &str) -> &'static str {
+        if OTHER_PROFILES.contains(&profile) {
+            "image-debian.sh"
+        } else {
+            "image.sh"
+        }
+    }
+
     fn image_key(&self, profile: &str) -> Result<String> {
         let rootfs = self.rootfs_key()?;
+        let recipe = format!("recipes/{}", Self::image_recipe(profile));
         self.hash_files(
             &[
                 "recipes/common.sh",
-                "recipes/image.sh",
+                &recipe,
                 "guest/xenraid-lab-agent",
                 "guest/xenraid-lab-agent.service",
                 "guest/xe",
@@ -176,8 +190,12 @@ impl Lab {
 
     /// The cached image for `profile`, built first if its recipe changed.
     pub fn image(&self, profile: &str) -> Result<Image> {
-        if !PROFILES.contains(&profile) {
-            bail!("unknown image {profile:?}; known: {}", PROFILES.join(", "));
+        if !PROFILES.contains(&profile) && !OTHER_PROFILES.contains(&profile) {
+            bail!(
+                "unknown image {profile:?}; known: {}, {}",
+                PROFILES.join(", "),
+                OTHER_PROFILES.join(", ")
+            );
         }
         let _lock = self.lock()?;
         let dir = self
@@ -204,7 +222,7 @@ impl Lab {
         eprintln!("lab: building image {profile}");
         run_recipe(
             Command::new("bash")
-                .arg(self.recipe("image.sh"))
+                .arg(self.recipe(Self::image_recipe(profile)))
                 .arg(profile)
                 .arg(&rootfs)
                 .arg(&tmp),
@@ -238,7 +256,7 @@ impl Lab {
 fn provision(image: &Image) -> Result<()> {
     let disk = Disk::new(image.disk(), SYSTEM_SERIAL, SYSTEM_WWN);
     let vars = image.uefi_vars(&image.dir.join("provision-vars.fd"))?;
-    if image.profile == "xs7-bios" {
+    if image.profile == "xs7-bios" || image.profile == "debian-bios" {
         let mut vm = Vm::start(VmConfig {
             name: "provision".into(),
             dir: image.dir.clone(),
@@ -262,6 +280,10 @@ fn provision(image: &Image) -> Result<()> {
             &format!("grub-install --target=i386-pc {dev}"),
             Duration::from_secs(300),
         )?;
+        if image.profile == "debian-bios" {
+            // As debian-installer ends: grub.cfg made by grub-mkconfig (update-grub).
+            vm.run("update-grub", Duration::from_secs(300))?;
+        }
         vm.shutdown(Duration::from_secs(120))?;
     }
     let mut vm = Vm::start(VmConfig {

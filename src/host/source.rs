@@ -57,6 +57,11 @@ pub struct RootedSource<R: Runner> {
     /// block device nobody holds open at its last close, and under TCG reading it again from
     /// the emulated disk costs more than anything else discovery does.
     open_files: Mutex<HashMap<PathBuf, Arc<std::fs::File>>>,
+    /// `/sys/block/mdN/md` directories, open: an attribute below one is opened relative to
+    /// it. The full path walks ~11 components (`/sys/block/mdN` is a symlink into
+    /// /sys/devices), which under TCG costs more than the read itself, and `status` opens
+    /// ~6 attributes per array.
+    md_dirs: Mutex<HashMap<String, Arc<rustix::fd::OwnedFd>>>,
 }
 
 impl RootedSource<RealRunner> {
@@ -66,6 +71,7 @@ impl RootedSource<RealRunner> {
             runner: RealRunner,
             tail_files: false,
             open_files: Mutex::default(),
+            md_dirs: Mutex::default(),
         }
     }
 }
@@ -79,6 +85,7 @@ impl RootedSource<CapturedRunner> {
             },
             tail_files: true,
             open_files: Mutex::default(),
+            md_dirs: Mutex::default(),
         }
     }
 }
@@ -89,6 +96,17 @@ impl RootedSource<CapturedRunner> {
 fn read_attribute(path: &Path) -> io::Result<String> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    read_attribute_fd(fd)
+}
+
+/// The same, `rel` opened relative to the directory `dir`.
+fn read_attribute_at(dir: &rustix::fd::OwnedFd, rel: &str) -> io::Result<String> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    read_attribute_fd(fd)
+}
+
+fn read_attribute_fd(fd: rustix::fd::OwnedFd) -> io::Result<String> {
     let mut page = [0u8; 4096];
     let n = rustix::io::read(&fd, &mut page)?;
     if n < page.len() {
@@ -100,9 +118,45 @@ fn read_attribute(path: &Path) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&rest).into_owned())
 }
 
+/// `/sys/block/NAME/md/REST` → (`/sys/block/NAME/md`, `REST`).
+fn split_md_dir(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/sys/block/")?;
+    let (name, rest) = after.split_once('/')?;
+    let rest = rest.strip_prefix("md/").filter(|r| !r.is_empty())?;
+    Some((
+        &path[.."/sys/block/".len() + name.len() + "/md".len()],
+        rest,
+    ))
+}
+
 impl<R: Runner> RootedSource<R> {
     fn path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// The open `/sys/block/mdN/md` directory (O_PATH: only a handle to open below).
+    fn md_dir(&self, dir: &str) -> io::Result<Arc<rustix::fd::OwnedFd>> {
+        use rustix::fs::{Mode, OFlags};
+        let mut dirs = self
+            .md_dirs
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        if let Some(fd) = dirs.get(dir) {
+            return Ok(fd.clone());
+        }
+        let fd = Arc::new(rustix::fs::open(
+            self.path(dir),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?);
+        dirs.insert(dir.to_string(), fd.clone());
+        Ok(fd)
+    }
+
+    fn forget_md_dir(&self, dir: &str) {
+        if let Ok(mut dirs) = self.md_dirs.lock() {
+            dirs.remove(dir);
+        }
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<std::fs::File>> {
@@ -121,11 +175,22 @@ impl<R: Runner> RootedSource<R> {
 
 impl<R: Runner> HostSource for RootedSource<R> {
     fn read_to_string(&self, path: &str) -> io::Result<String> {
-        let full = self.path(path);
         // A sysfs attribute is at most a page and comes whole from the first read: one open,
         // one read, one close (std's fs::read adds a statx and a read that returns 0, and
         // `status` reads ~200 attributes). procfs' seq_files can return short reads with more
         // to come, so everything else is read to the end.
+        if let Some((dir, rel)) = split_md_dir(path) {
+            match read_attribute_at(&*self.md_dir(dir)?, rel) {
+                Ok(text) => return Ok(text),
+                // The array may have been stopped (and made again under the same name) since
+                // the directory was opened: a long-lived source (the monitor) opens it anew.
+                Err(_) => {
+                    self.forget_md_dir(dir);
+                    return read_attribute_at(&*self.md_dir(dir)?, rel);
+                }
+            }
+        }
+        let full = self.path(path);
         if path.starts_with("/sys/") {
             return read_attribute(&full);
         }
@@ -237,5 +302,25 @@ impl Runner for CapturedRunner {
                 stderr: String::new(),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_md_dir;
+
+    #[test]
+    fn md_attributes_are_read_relative_to_the_array_directory() {
+        assert_eq!(
+            split_md_dir("/sys/block/md127/md/dev-sdb1/state"),
+            Some(("/sys/block/md127/md", "dev-sdb1/state"))
+        );
+        assert_eq!(
+            split_md_dir("/sys/block/md0/md/uuid"),
+            Some(("/sys/block/md0/md", "uuid"))
+        );
+        assert_eq!(split_md_dir("/sys/block/md0/size"), None);
+        assert_eq!(split_md_dir("/sys/block/md0/md"), None);
+        assert_eq!(split_md_dir("/sys/block/sda/queue/rotational"), None);
     }
 }

@@ -18,8 +18,8 @@ pub struct Expect {
     pub profile: &'static str,
     /// The array `/` is on.
     pub root: &'static str,
-    /// The array the SR is created on.
-    pub sr: &'static str,
+    /// The array the SR is created on; None on a host without XenServer (no `xe`).
+    pub sr: Option<&'static str>,
     pub arrays: usize,
     /// The original disk's table afterwards: this many Linux RAID partitions, plus the boot
     /// partition's type, when the profile has one outside md.
@@ -30,7 +30,7 @@ pub struct Expect {
 pub const XS7: Expect = Expect {
     profile: "xs7-bios",
     root: "/dev/md/root",
-    sr: "/dev/md/sr",
+    sr: Some("/dev/md/sr"),
     arrays: 5,
     raid_partitions: 5,
     boot_partition: Some("EF02"),
@@ -40,7 +40,7 @@ pub const XS7: Expect = Expect {
 pub const XS65: Expect = Expect {
     profile: "xs65-bios",
     root: "/dev/md0",
-    sr: "/dev/md2",
+    sr: Some("/dev/md2"),
     arrays: 3,
     raid_partitions: 3,
     boot_partition: None,
@@ -50,10 +50,21 @@ pub const XS65: Expect = Expect {
 pub const XCPNG8: Expect = Expect {
     profile: "xcpng8-uefi",
     root: "/dev/md/root",
-    sr: "/dev/md/sr",
+    sr: Some("/dev/md/sr"),
     arrays: 5,
     raid_partitions: 5,
     boot_partition: Some("EF00"),
+};
+
+/// Plain Debian 12 (GRUB2 by grub-mkconfig, GPT with a BIOS boot partition p1, / on p2,
+/// swap on p3): / and swap mirrored, the BIOS boot partition outside md, no SR.
+pub const DEBIAN: Expect = Expect {
+    profile: "debian-bios",
+    root: "/dev/md/root",
+    sr: None,
+    arrays: 2,
+    raid_partitions: 2,
+    boot_partition: Some("EF02"),
 };
 
 /// Marker files with checksums (a hardlink and a sparse file among them), written before the
@@ -98,12 +109,17 @@ pub fn pair_of(ctx: &Ctx, profile: &str) -> Result<Pair> {
 /// Boots the original with both disks, writes markers, installs xenraid, starts `convert`
 /// detached (it reboots the guest itself).
 pub fn start_convert(vm: &mut Vm, b: &Disk, extra: &str) -> Result<()> {
+    start_convert_with(vm, b, &format!("--sr-name 'Local storage' {extra}"))
+}
+
+/// The same with exactly these options (a host without an SR takes no `--sr-name`).
+pub fn start_convert_with(vm: &mut Vm, b: &Disk, extra: &str) -> Result<()> {
     vm.run(WRITE_MARKERS, MIN)?;
     install(vm)?;
     // A convert that fails powers the guest off, so the lab sees it at once (with the error
     // on the console) instead of waiting for a reboot that never comes.
     vm.spawn(&format!(
-        "{GUEST_BIN} convert --target {} --yes --sr-name 'Local storage' {extra} || {{ echo XENRAID-CONVERT-FAILED; systemctl poweroff; }}",
+        "{GUEST_BIN} convert --target {} --yes {extra} || {{ echo XENRAID-CONVERT-FAILED; systemctl poweroff; }}",
         b.by_id()
     ))
 }
@@ -152,17 +168,19 @@ fn assert_converted_as(vm: &mut Vm, image: &Image, a: &Disk, want: &Expect) -> R
         "expected {} arrays: {arrays:?}",
         want.arrays
     );
-    let xe = vm.run("cat /var/log/xe-standin.log", MIN)?.stdout;
-    let host = image.fact("INSTALL_UUID");
-    for want in [
-        "sr-create",
-        "type=lvm",
-        "content-type=user",
-        &format!("device-config:device={}", want.sr),
-        "name-label=Local\\ storage",
-        &format!("host-uuid={host}"),
-    ] {
-        ensure!(xe.contains(want), "xe sr-create lacks {want}:\n{xe}");
+    if let Some(sr) = want.sr {
+        let xe = vm.run("cat /var/log/xe-standin.log", MIN)?.stdout;
+        let host = image.fact("INSTALL_UUID");
+        for want in [
+            "sr-create",
+            "type=lvm",
+            "content-type=user",
+            &format!("device-config:device={sr}"),
+            "name-label=Local\\ storage",
+            &format!("host-uuid={host}"),
+        ] {
+            ensure!(xe.contains(want), "xe sr-create lacks {want}:\n{xe}");
+        }
     }
     vm.run(
         "! test -e /etc/systemd/system/xenraid-resume.service && ! test -e /var/lib/xenraid/xenraid",
@@ -179,10 +197,6 @@ fn assert_converted_as(vm: &mut Vm, image: &Image, a: &Disk, want: &Expect) -> R
         "the original disk was not repartitioned like the target:\n{table}"
     );
     Ok(())
-}
-
-fn boot_each_disk_alone(ctx: &mut Ctx, p: &Pair) -> Result<()> {
-    boot_each_disk_alone_as(ctx, p, &XS7)
 }
 
 /// Each disk alone, through the firmware: BIOS boots the only disk's boot code, UEFI the
@@ -238,11 +252,19 @@ pub fn convert_uefi(ctx: &mut Ctx) -> Result<()> {
     convert_as(ctx, &XCPNG8)
 }
 
+/// Issue 5: plain Debian 12 with GRUB2 (grub-mkconfig) and dracut, no XenServer.
+pub fn convert_debian(ctx: &mut Ctx) -> Result<()> {
+    convert_as(ctx, &DEBIAN)
+}
+
 fn convert_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
     let p = ctx.phase("image", |c| pair_of(c, want.profile))?;
     ctx.phase("convert-reboot-resume", |c| {
         let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
-        start_convert(&mut vm, &p.b, "--resync-speed max")?;
+        match want.sr {
+            Some(_) => start_convert(&mut vm, &p.b, "--resync-speed max")?,
+            None => start_convert_with(&mut vm, &p.b, "--resync-speed max")?,
+        }
         vm.wait_booted(60 * MIN)?;
         assert_converted_as(&mut vm, &p.image, &p.a, want)?;
         let again = vm.run(&format!("{GUEST_BIN} resume"), MIN)?.stdout;
@@ -255,10 +277,33 @@ fn convert_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
 /// The seed zaps "/dev/sda" after the reboot; here the VM swaps the disks' order between the
 /// phases, so the original is sdb: xenraid must still repartition the original (by serial).
 pub fn convert_swapped(ctx: &mut Ctx) -> Result<()> {
-    let p = ctx.phase("image", |c| pair(c))?;
+    convert_swapped_as(ctx, &XS7)
+}
+
+/// Issue 5: the swapped order on XenServer 6.5 (extlinux, md 0.90).
+pub fn convert_swapped_xs65(ctx: &mut Ctx) -> Result<()> {
+    convert_swapped_as(ctx, &XS65)
+}
+
+/// Issue 5: the swapped order on XCP-ng 8 (UEFI: BootNext names the target's entry).
+pub fn convert_swapped_uefi(ctx: &mut Ctx) -> Result<()> {
+    convert_swapped_as(ctx, &XCPNG8)
+}
+
+/// Issue 5: the swapped order on plain Debian.
+pub fn convert_swapped_debian(ctx: &mut Ctx) -> Result<()> {
+    convert_swapped_as(ctx, &DEBIAN)
+}
+
+fn convert_swapped_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
+    let p = ctx.phase("image", |c| pair_of(c, want.profile))?;
     ctx.phase("phase-1", |c| {
         let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
-        start_convert(&mut vm, &p.b, "--stop-before reboot")?;
+        let stop = "--stop-before reboot";
+        match want.sr {
+            Some(_) => start_convert(&mut vm, &p.b, stop)?,
+            None => start_convert_with(&mut vm, &p.b, stop)?,
+        }
         let done = "for i in $(seq 1 3600); do grep -q '\"stop_before\": \"reboot\"' /var/lib/xenraid/convert.json 2>/dev/null && ! pgrep -x xenraid >/dev/null && exit 0; sleep 1; done; exit 1";
         vm.run(done, 61 * MIN)?;
         vm.shutdown(5 * MIN)
@@ -273,10 +318,10 @@ pub fn convert_swapped(ctx: &mut Ctx) -> Result<()> {
             names.trim() == "/dev/sdb",
             "the original should be sdb now, is {names}"
         );
-        assert_converted(&mut vm, &p.image, &p.a)?;
+        assert_converted_as(&mut vm, &p.image, &p.a, want)?;
         vm.shutdown(5 * MIN)
     })?;
-    boot_each_disk_alone(ctx, &p)
+    boot_each_disk_alone_as(ctx, &p, want)
 }
 
 /// The label of the firmware entry this boot came through (efibootmgr's BootCurrent).

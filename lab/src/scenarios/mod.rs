@@ -85,6 +85,12 @@ pub fn all() -> Vec<Scenario> {
             run: convert::convert_uefi,
         },
         Scenario {
+            name: "convert-debian",
+            core: false,
+            about: "issue 5: convert on plain Debian 12 (GRUB2 by grub-mkconfig, dracut, no xe): one reboot, resume, each disk boots alone",
+            run: convert::convert_debian,
+        },
+        Scenario {
             name: "rollback",
             core: true,
             about: "convert stopped before the point of no return, then rollback: original as before, target blank",
@@ -95,6 +101,24 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "disk order swapped between the phases: the original (by serial) is repartitioned",
             run: convert::convert_swapped,
+        },
+        Scenario {
+            name: "convert-swapped-xs65",
+            core: false,
+            about: "issue 5: the swapped order on xs65-bios",
+            run: convert::convert_swapped_xs65,
+        },
+        Scenario {
+            name: "convert-swapped-uefi",
+            core: false,
+            about: "issue 5: the swapped order on xcpng8-uefi",
+            run: convert::convert_swapped_uefi,
+        },
+        Scenario {
+            name: "convert-swapped-debian",
+            core: false,
+            about: "issue 5: the swapped order on plain Debian",
+            run: convert::convert_swapped_debian,
         },
         Scenario {
             name: "scrub",
