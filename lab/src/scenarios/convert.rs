@@ -148,11 +148,12 @@ pub(super) fn assert_on_raid_as(vm: &mut Vm, what: &str, root_array: &str) -> Re
 
 /// After the resume unit finished: complete journal, every array [UU], SR through xe, unit
 /// gone, the original disk (by serial) repartitioned as the target.
-pub fn assert_converted(vm: &mut Vm, image: &Image, a: &Disk) -> Result<()> {
-    assert_converted_as(vm, image, a, &XS7)
-}
-
-fn assert_converted_as(vm: &mut Vm, image: &Image, a: &Disk, want: &Expect) -> Result<()> {
+pub(super) fn assert_converted_as(
+    vm: &mut Vm,
+    image: &Image,
+    a: &Disk,
+    want: &Expect,
+) -> Result<()> {
     assert_on_raid_as(vm, "after the automatic resume", want.root)?;
     let status = vm.run_status("systemctl status xenraid-resume.service --no-pager; journalctl -b -u xenraid-resume --no-pager | tail -40", MIN)?;
     let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;

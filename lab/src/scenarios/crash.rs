@@ -10,7 +10,9 @@
 //! machinery is in the state being recovered. This costs one conversion plus one recovery
 //! per boundary instead of a conversion per boundary.
 
-use super::convert::{assert_converted, pair, Pair, WRITE_MARKERS};
+use super::convert::{
+    assert_converted_as, pair_of, Expect, Pair, DEBIAN, WRITE_MARKERS, XCPNG8, XS65, XS7,
+};
 use super::xenraid::{install, GUEST_BIN};
 use super::Ctx;
 use crate::guest_state::root_source;
@@ -23,6 +25,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const MANIFEST: &str = "boundaries.json";
+/// The profile a recording was made on, beside its manifest.
+const PROFILE_FILE: &str = "profile";
 const MIN: Duration = Duration::from_secs(60);
 const ASSET_TAG: &str = "xenraid-lab-pause";
 const HOOK: &str = "/usr/local/sbin/xenraid-lab-pause";
@@ -49,6 +53,9 @@ struct Boundary {
     step: String,
     after_reboot: bool,
     disks: Vec<PathBuf>,
+    /// UEFI: the firmware's variable store at that instant (BootNext, the new entries).
+    #[serde(default)]
+    uefi_vars: Option<PathBuf>,
 }
 
 /// How one replay ended.
@@ -60,6 +67,32 @@ struct Replay {
 }
 
 pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
+    crash_matrix_as(ctx, &XS7)
+}
+
+/// Issue 5: the same on XenServer 6.5.
+pub fn crash_matrix_xs65(ctx: &mut Ctx) -> Result<()> {
+    crash_matrix_as(ctx, &XS65)
+}
+
+/// Issue 5: the same on XCP-ng 8 (UEFI).
+pub fn crash_matrix_uefi(ctx: &mut Ctx) -> Result<()> {
+    crash_matrix_as(ctx, &XCPNG8)
+}
+
+/// Issue 5: the same on plain Debian.
+pub fn crash_matrix_debian(ctx: &mut Ctx) -> Result<()> {
+    crash_matrix_as(ctx, &DEBIAN)
+}
+
+fn expect_for(profile: &str) -> Result<&'static Expect> {
+    [&XS7, &XS65, &XCPNG8, &DEBIAN]
+        .into_iter()
+        .find(|e| e.profile == profile)
+        .with_context(|| format!("no crash matrix for profile {profile}"))
+}
+
+fn crash_matrix_as(ctx: &mut Ctx, want: &'static Expect) -> Result<()> {
     // A recording outlives its run directory's replays: replay it again (or the boundaries
     // a stopped run did not reach) without converting once more. It keeps the image it was
     // made on, so a later change of the image recipe does not pull its disks' backing away.
@@ -72,11 +105,16 @@ pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
             (recorded_pair(&dir)?, boundaries)
         }
         None => {
-            let p = ctx.phase("image", |c| pair(c).and_then(|p| keep_image(&c.dir, p)))?;
-            let boundaries = ctx.phase("record", |c| record(c, &p))?;
+            let p = ctx.phase("image", |c| {
+                pair_of(c, want.profile).and_then(|p| keep_image(&c.dir, p))
+            })?;
+            std::fs::write(ctx.dir.join(PROFILE_FILE), want.profile)?;
+            let boundaries = ctx.phase("record", |c| record(c, &p, want))?;
             (p, boundaries)
         }
     };
+    // A replayed recording is judged by the profile it was made on.
+    let want = expect_for(&p.image.profile)?;
     let only: Option<Vec<String>> = std::env::var("XENRAID_LAB_CRASH_AT")
         .ok()
         .map(|v| v.split(',').map(str::to_string).collect());
@@ -103,7 +141,7 @@ pub fn crash_matrix(ctx: &mut Ctx) -> Result<()> {
                     return;
                 };
                 let t = Instant::now();
-                let outcome = replay(shared, &p, &b);
+                let outcome = replay(shared, &p, &b, want);
                 let took = t.elapsed();
                 let line = match &outcome {
                     Ok(how) => format!("converted ({how})"),
@@ -182,8 +220,12 @@ fn keep_image(dir: &std::path::Path, p: Pair) -> Result<Pair> {
 
 /// The pair a kept recording was made with (its disks and its own copy of the image).
 fn recorded_pair(dir: &std::path::Path) -> Result<Pair> {
+    // Recordings from before the profile file were all xs7-bios.
+    let profile = std::fs::read_to_string(dir.join(PROFILE_FILE))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|_| "xs7-bios".into());
     Ok(Pair {
-        image: crate::images::Image::load("xs7-bios", &dir.join("image"))?,
+        image: crate::images::Image::load(&profile, &dir.join("image"))?,
         a: Disk::new(
             dir.join("disk-a.qcow2"),
             crate::images::SYSTEM_SERIAL,
@@ -227,7 +269,7 @@ fn step_ids(vm: &mut Vm, b: &Disk) -> Result<Vec<String>> {
 
 /// Converts once, pausing at every boundary to freeze the disks; checks the run itself ends
 /// converted (the matrix's "no crash" row).
-fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
+fn record(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<Vec<Boundary>> {
     let mut vm = ctx.boot_tagged("record", &p.image, &[&p.a, &p.b], 0, Some(ASSET_TAG))?;
     vm.run(WRITE_MARKERS, MIN)?;
     install(&mut vm)?;
@@ -235,8 +277,13 @@ fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
     vm.put_text(HOOK, HOOK_SCRIPT)?;
     vm.put_text("/etc/systemd/system.conf.d/xenraid-lab-hook.conf", HOOK_ENV)?;
     vm.run(&format!("chmod 755 {HOOK}"), MIN)?;
+    let sr_name = if want.sr.is_some() {
+        "--sr-name 'Local storage'"
+    } else {
+        ""
+    };
     vm.spawn(&format!(
-        "XENRAID_STEP_HOOK={HOOK} {GUEST_BIN} convert --target {} --yes --sr-name 'Local storage' || {{ echo XENRAID-CONVERT-FAILED; systemctl poweroff; }}",
+        "XENRAID_STEP_HOOK={HOOK} {GUEST_BIN} convert --target {} --yes {sr_name} || {{ echo XENRAID-CONVERT-FAILED; systemctl poweroff; }}",
         p.b.by_id()
     ))?;
     let reboot_at = ids
@@ -244,26 +291,36 @@ fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
         .position(|s| s == "reboot")
         .context("no reboot step")?;
     let mut boundaries = Vec::new();
-    for (index, want) in ids.iter().enumerate() {
+    for (index, step) in ids.iter().enumerate() {
         let got = vm
             .run(&WAIT_PAUSE.replace("UNIT_FAILED", UNIT_FAILED), 60 * MIN)
-            .with_context(|| format!("waiting for the pause before {want}"))?
+            .with_context(|| format!("waiting for the pause before {step}"))?
             .stdout
             .trim()
             .to_string();
-        if &got != want {
-            bail!("paused before {got}, expected {want}");
+        if &got != step {
+            bail!("paused before {got}, expected {step}");
         }
         let overlays: Vec<PathBuf> = ["a", "b"]
             .iter()
             .map(|d| ctx.dir.join(format!("chain-{d}-{index:02}.qcow2")))
             .collect();
         let disks = vm.snapshot_disks(&overlays)?;
+        // QEMU writes the pflash store through at each variable write: a copy taken while
+        // the guest waits in the hook is what the firmware would find after the power cut.
+        let uefi_vars = if p.image.is_uefi() {
+            let copy = ctx.dir.join(format!("chain-vars-{index:02}.fd"));
+            std::fs::copy(ctx.dir.join("uefi-vars.fd"), &copy)?;
+            Some(copy)
+        } else {
+            None
+        };
         boundaries.push(Boundary {
             index,
-            step: want.clone(),
+            step: step.clone(),
             after_reboot: index > reboot_at,
             disks,
+            uefi_vars,
         });
         vm.run("touch /run/xenraid-lab-go", MIN)?;
         if index == reboot_at {
@@ -277,7 +334,7 @@ fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
     )?;
     vm.run(&WAIT_COMPLETE.replace("UNIT_FAILED", UNIT_FAILED), 61 * MIN)
         .context("the recording run did not complete")?;
-    assert_converted(&mut vm, &p.image, &p.a)?;
+    assert_converted_as(&mut vm, &p.image, &p.a, want)?;
     vm.shutdown(5 * MIN)?;
     Ok(boundaries)
 }
@@ -285,7 +342,7 @@ fn record(ctx: &mut Ctx, p: &Pair) -> Result<Vec<Boundary>> {
 /// Boots the disks as the power cut left them (through fresh overlays, the snapshot stays
 /// intact) and recovers: the resume unit on a RAID boot, `resume` (or `resume --retry-boot`,
 /// when xenraid says the RAID boot did not happen) on the original.
-fn replay(ctx: &Ctx, p: &Pair, b: &Boundary) -> Result<String> {
+fn replay(ctx: &Ctx, p: &Pair, b: &Boundary, want: &Expect) -> Result<String> {
     let mut disks = Vec::new();
     for (name, (frozen, like)) in ["a", "b"].iter().zip(b.disks.iter().zip([&p.a, &p.b])) {
         let path = ctx.dir.join(format!("replay-{name}-{:02}.qcow2", b.index));
@@ -293,7 +350,15 @@ fn replay(ctx: &Ctx, p: &Pair, b: &Boundary) -> Result<String> {
         overlay(frozen, "qcow2", &path)?;
         disks.push(Disk::new(path, &like.serial, like.wwn));
     }
-    let result = recover(ctx, p, b, &disks);
+    let vars = match &b.uefi_vars {
+        Some(frozen) => {
+            let copy = ctx.dir.join(format!("replay-vars-{:02}.fd", b.index));
+            std::fs::copy(frozen, &copy)?;
+            Some(copy)
+        }
+        None => None,
+    };
+    let result = recover(ctx, p, b, &disks, vars.as_deref(), want);
     if result.is_ok() && std::env::var_os("XENRAID_LAB_KEEP").is_none() {
         for d in &disks {
             let _ = std::fs::remove_file(&d.path);
@@ -302,9 +367,20 @@ fn replay(ctx: &Ctx, p: &Pair, b: &Boundary) -> Result<String> {
     result
 }
 
-fn recover(ctx: &Ctx, p: &Pair, b: &Boundary, disks: &[Disk]) -> Result<String> {
+fn recover(
+    ctx: &Ctx,
+    p: &Pair,
+    b: &Boundary,
+    disks: &[Disk],
+    vars: Option<&std::path::Path>,
+    want: &Expect,
+) -> Result<String> {
     let name = format!("crash-{:02}-{}", b.index, b.step);
-    let mut vm = ctx.boot(&name, &p.image, &[&disks[0], &disks[1]])?;
+    let both = [&disks[0], &disks[1]];
+    let mut vm = match vars {
+        Some(vars) => ctx.boot_with_vars(&name, &p.image, &both, vars)?,
+        None => ctx.boot(&name, &p.image, &both)?,
+    };
     let mut how = Vec::new();
     if !root_source(&mut vm)?.starts_with("/dev/md") {
         how.push("original booted");
@@ -332,15 +408,17 @@ fn recover(ctx: &Ctx, p: &Pair, b: &Boundary, disks: &[Disk]) -> Result<String> 
     }
     vm.run(&WAIT_COMPLETE.replace("UNIT_FAILED", UNIT_FAILED), 61 * MIN)
         .context("the resume unit did not complete the conversion")?;
-    assert_converted(&mut vm, &p.image, &disks[0])?;
-    let creates = vm
-        .run("grep -c ' sr-create ' /var/log/xe-standin.log", MIN)?
-        .stdout;
-    ensure!(
-        creates.trim() == "1",
-        "sr-create ran {} times",
-        creates.trim()
-    );
+    assert_converted_as(&mut vm, &p.image, &disks[0], want)?;
+    if want.sr.is_some() {
+        let creates = vm
+            .run("grep -c ' sr-create ' /var/log/xe-standin.log", MIN)?
+            .stdout;
+        ensure!(
+            creates.trim() == "1",
+            "sr-create ran {} times",
+            creates.trim()
+        );
+    }
     vm.shutdown(5 * MIN)?;
     Ok(how.join(", "))
 }

@@ -133,6 +133,24 @@ pub fn all() -> Vec<Scenario> {
             run: crash::crash_matrix,
         },
         Scenario {
+            name: "crash-matrix-xs65",
+            core: false,
+            about: "issue 5: the crash matrix on xs65-bios",
+            run: crash::crash_matrix_xs65,
+        },
+        Scenario {
+            name: "crash-matrix-uefi",
+            core: false,
+            about: "issue 5: the crash matrix on xcpng8-uefi (each power cut keeps the firmware's variable store as it was)",
+            run: crash::crash_matrix_uefi,
+        },
+        Scenario {
+            name: "crash-matrix-debian",
+            core: false,
+            about: "issue 5: the crash matrix on plain Debian",
+            run: crash::crash_matrix_debian,
+        },
+        Scenario {
             name: "bench",
             core: false,
             about: "issue 4 benchmark: seed-7.6.2 vs xenraid convert, time to full redundancy, bytes, raw bandwidth",
@@ -265,6 +283,18 @@ impl<'a> Ctx<'a> {
         self.boot_machine(name, image, disks, 0, None, true)
     }
 
+    /// Like `boot`, a UEFI guest with this variable store (the crash replays each have the
+    /// store as it was at their power cut).
+    pub fn boot_with_vars(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        vars: &std::path::Path,
+    ) -> Result<Vm> {
+        self.boot_machine_vars(name, image, disks, 0, None, false, Some(vars))
+    }
+
     fn boot_machine(
         &self,
         name: &str,
@@ -274,7 +304,23 @@ impl<'a> Ctx<'a> {
         asset_tag: Option<&str>,
         user_net: bool,
     ) -> Result<Vm> {
-        let vars = self.dir.join("uefi-vars.fd");
+        self.boot_machine_vars(name, image, disks, boot_disk, asset_tag, user_net, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn boot_machine_vars(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        boot_disk: usize,
+        asset_tag: Option<&str>,
+        user_net: bool,
+        vars: Option<&std::path::Path>,
+    ) -> Result<Vm> {
+        let vars = vars
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| self.dir.join("uefi-vars.fd"));
         let uefi_vars = if image.is_uefi() {
             if !vars.exists() {
                 image.uefi_vars(&vars)?;
