@@ -317,25 +317,63 @@ fn whole_disk_among(src: &dyn HostSource, device: &str, blocks: &[String]) -> Op
     if blocks.iter().any(|b| b == device) {
         return Some(device.to_string());
     }
+    // A block device that is not a whole disk is a partition: when the name's stem is a
+    // disk in /sys/block, that is its disk, with no lookup (under TCG each one costs).
+    if let Some(stem) = partition_stem(device).filter(|s| blocks.iter().any(|b| b == s)) {
+        return Some(stem.to_string());
+    }
     whole_disk(src, device)
+}
+
+/// `sdb1` → `sdb`, `nvme0n1p2` → `nvme0n1`; None for a name without a partition number.
+fn partition_stem(device: &str) -> Option<&str> {
+    let disk = device.trim_end_matches(|c: char| c.is_ascii_digit());
+    if disk.len() == device.len() || disk.is_empty() {
+        return None;
+    }
+    Some(
+        disk.strip_suffix('p')
+            .filter(|s| s.ends_with(|c: char| c.is_ascii_digit()))
+            .unwrap_or(disk),
+    )
 }
 
 /// The disk a partition is on (`sdb1` → `sdb`, `nvme0n1p2` → `nvme0n1`), or the device itself
 /// when it is a whole disk.
 pub fn whole_disk(src: &dyn HostSource, device: &str) -> Option<String> {
     // The partition case first: members are partitions, one lookup each.
-    let mut disk = device.trim_end_matches(|c: char| c.is_ascii_digit());
-    if disk.len() != device.len() {
-        if let Some(stem) = disk
-            .strip_suffix('p')
-            .filter(|s| s.ends_with(|c: char| c.is_ascii_digit()))
-        {
-            disk = stem;
-        }
+    if let Some(disk) = partition_stem(device) {
         if src.exists(&format!("/sys/block/{disk}/{device}")) {
             return Some(disk.to_string());
         }
     }
     src.exists(&format!("/sys/block/{device}"))
         .then(|| device.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bitmap_from_mdstat, partition_stem};
+
+    #[test]
+    fn a_partition_names_its_disk() {
+        assert_eq!(partition_stem("sdb12"), Some("sdb"));
+        assert_eq!(partition_stem("nvme0n1p2"), Some("nvme0n1"));
+        assert_eq!(partition_stem("mmcblk0p1"), Some("mmcblk0"));
+        assert_eq!(partition_stem("md127p1"), Some("md127"));
+        assert_eq!(partition_stem("sda"), None);
+        assert_eq!(partition_stem("123"), None);
+    }
+
+    #[test]
+    fn the_bitmap_line_of_mdstat_gives_kind_and_chunk() {
+        assert_eq!(
+            bitmap_from_mdstat("7/7 pages [28KB], 65536KB chunk"),
+            "internal, 65536 KiB chunk"
+        );
+        assert_eq!(
+            bitmap_from_mdstat("0/4 pages [0KB], 1024KB chunk, file: /var/md0.bitmap"),
+            "file, 1024 KiB chunk"
+        );
+    }
 }

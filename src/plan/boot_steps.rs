@@ -143,7 +143,9 @@ pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
     let config = ctx.facts.boot.config.as_ref();
     let backup = format!("{path}.xenraid-backup");
     match ctx.layout.profile {
-        Profile::XenServer7Bios => {
+        // grub-mkconfig's grub.cfg (Debian, RHEL) honours `next_entry` in grubenv, as the
+        // XenServer installer's honours `override_entry`.
+        Profile::XenServer7Bios | Profile::PlainGrub2 => {
             let var = if config.is_some_and(|c| c.has_override_entry) {
                 "override_entry"
             } else if config.is_some_and(|c| c.has_next_entry) {
@@ -212,8 +214,6 @@ pub(super) fn boot_once(ctx: &Ctx<'_>) -> Vec<Step> {
                 },
             )]
         }
-        // Plain GRUB2: grub-mkconfig output is not known before it runs; the firmware boot
-        // menu picks.
         _ => Vec::new(),
     }
 }

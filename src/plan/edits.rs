@@ -146,13 +146,29 @@ pub fn grub_with_boot_once(original: &str, rewritten: &str) -> Option<String> {
     out.push_str("# xenraid: one-shot entry, chosen once through grubenv\n");
     for (i, line) in block.iter().enumerate() {
         if i == 0 {
-            out.push_str(&line.replacen(&entry.title, BOOT_ONCE_TITLE, 1));
+            out.push_str(&with_entry_id(
+                &line.replacen(&entry.title, BOOT_ONCE_TITLE, 1),
+                BOOT_ONCE_TITLE,
+            ));
         } else {
             out.push_str(line);
         }
         out.push('\n');
     }
     Some(out)
+}
+
+/// grub-mkconfig gives each entry an id (`$menuentry_id_option 'gnulinux-simple-UUID'`), and a
+/// `default` may name an entry by id: the copied entry gets its own, not the original's.
+fn with_entry_id(line: &str, id: &str) -> String {
+    const OPTION: &str = "$menuentry_id_option '";
+    let Some(start) = line.find(OPTION).map(|i| i + OPTION.len()) else {
+        return line.to_string();
+    };
+    let Some(len) = line[start..].find('\'') else {
+        return line.to_string();
+    };
+    format!("{}{id}{}", &line[..start], &line[start + len..])
 }
 
 /// The extlinux equivalent: a label booting the rewritten default stanza with the RAID initrd
