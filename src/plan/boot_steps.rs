@@ -357,6 +357,26 @@ pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
     ))
 }
 
+/// UEFI: the one-shot BootNext is spent and BootOrder still starts with the original disk's
+/// entry, whose ESP is about to be erased. Before it goes, the target's entry (the disk that
+/// just booted the RAID) goes first, so a crash at any later instant boots the RAID (and
+/// resumes) through a real entry, not the firmware's fallback path.
+pub(super) fn efi_target_first_early(ctx: &Ctx<'_>) -> Option<Step> {
+    if ctx.layout.profile != Profile::XenServerUefi {
+        return None;
+    }
+    ctx.layout.esp?;
+    Some(step(
+        "boot-order-target",
+        "the target's firmware entry first in BootOrder, before the original's ESP is erased",
+        vec![Writes::Firmware],
+        vec![Action::EfiBootOrderFirst {
+            labels: vec![ctx.efi_label(ctx.target)],
+        }],
+        DoneCheck::Journal,
+    ))
+}
+
 /// Where this host's syslinux keeps gptmbr.bin (CentOS 5/6: /usr/share/syslinux).
 fn gptmbr_path(ctx: &Ctx<'_>) -> String {
     ctx.facts

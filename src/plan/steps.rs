@@ -667,6 +667,9 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     if let Some(early) = super::boot_steps::bootloader_original_early(ctx) {
         steps.push(early);
     }
+    if let Some(early) = super::boot_steps::efi_target_first_early(ctx) {
+        steps.push(early);
+    }
     // The BIOS boot partition keeps its core.img: until the boot loader is reinstalled at the
     // end, the original disk boots the RAID through it. No zap: the replicated table below
     // rewrites the GPT in place and keeps the MBR's boot code.
