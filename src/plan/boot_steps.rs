@@ -275,27 +275,7 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
     let mut writes_list = vec![writes(src), writes(tgt)];
     match (ctx.layout.profile, ctx.layout.esp) {
         (Profile::XenServerUefi, Some(esp)) => {
-            let part = src.partition_path(esp);
-            actions.push(run_owned(vec![
-                "mkfs.vfat".into(),
-                "-F".into(),
-                "32".into(),
-                "-i".into(),
-                ctx.esp_id(src),
-                "-n".into(),
-                ctx.esp_label(src),
-                part.clone(),
-            ]));
-            actions.push(run(&["mkdir", "-p", ESP_STAGING]));
-            actions.push(run(&["mount", &part, ESP_STAGING]));
-            actions.push(run(&[
-                "cp",
-                "-r",
-                "--preserve=timestamps",
-                "/boot/efi/.",
-                &format!("{ESP_STAGING}/"),
-            ]));
-            actions.push(run(&["umount", ESP_STAGING]));
+            actions = esp_copy_actions(ctx, esp);
             writes_list = vec![writes(src)];
         }
         (Profile::XenServer65, _) => {
@@ -339,6 +319,19 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
 /// is spent. Before its filesystems go, its boot loader is pointed at the RAID, so a crash at
 /// any later instant still boots the RAID (and resumes) from whichever disk the firmware picks.
 pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
+    // UEFI: the original's ESP becomes a copy of the running one (the target's, whose grub.cfg
+    // boots the RAID). Firmware that starts the original disk (its entry, or its removable
+    // path when BootOrder is rewritten, as OVMF does from QEMU's boot order) then boots the
+    // RAID; wipe-original and clear-original-signatures leave that ESP alone.
+    if let (Profile::XenServerUefi, Some(esp)) = (ctx.layout.profile, ctx.layout.esp) {
+        return Some(step(
+            "bootloader-original",
+            "the original disk's ESP boots the RAID from now on, before its filesystems are erased",
+            vec![writes(ctx.src())],
+            esp_copy_actions(ctx, esp),
+            DoneCheck::Journal,
+        ));
+    }
     if !matches!(
         ctx.layout.profile,
         Profile::XenServer7Bios | Profile::PlainGrub2
@@ -358,9 +351,9 @@ pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
 }
 
 /// UEFI: the one-shot BootNext is spent and BootOrder still starts with the original disk's
-/// entry, whose ESP is about to be erased. Before it goes, the target's entry (the disk that
-/// just booted the RAID) goes first, so a crash at any later instant boots the RAID (and
-/// resumes) through a real entry, not the firmware's fallback path.
+/// entry, which names the ESP partition by a GUID that partition-original replaces. The
+/// target's entry (the disk that just booted the RAID) goes first, so a crash at any later
+/// instant boots the RAID (and resumes) through a real entry, not a fallback path.
 pub(super) fn efi_target_first_early(ctx: &Ctx<'_>) -> Option<Step> {
     if ctx.layout.profile != Profile::XenServerUefi {
         return None;
@@ -368,13 +361,42 @@ pub(super) fn efi_target_first_early(ctx: &Ctx<'_>) -> Option<Step> {
     ctx.layout.esp?;
     Some(step(
         "boot-order-target",
-        "the target's firmware entry first in BootOrder, before the original's ESP is erased",
+        "the target's firmware entry first in BootOrder: the original's names a partition GUID about to change",
         vec![Writes::Firmware],
         vec![Action::EfiBootOrderFirst {
             labels: vec![ctx.efi_label(ctx.target)],
         }],
         DoneCheck::Journal,
     ))
+}
+
+/// A fresh FAT on the original disk's ESP (its own volume id and label) holding a copy of the
+/// mounted ESP: the RAID's boot loader and grub.cfg.
+fn esp_copy_actions(ctx: &Ctx<'_>, esp: u32) -> Vec<Action> {
+    let src = ctx.src();
+    let part = src.partition_path(esp);
+    vec![
+        run_owned(vec![
+            "mkfs.vfat".into(),
+            "-F".into(),
+            "32".into(),
+            "-i".into(),
+            ctx.esp_id(src),
+            "-n".into(),
+            ctx.esp_label(src),
+            part.clone(),
+        ]),
+        run(&["mkdir", "-p", ESP_STAGING]),
+        run(&["mount", &part, ESP_STAGING]),
+        run(&[
+            "cp",
+            "-r",
+            "--preserve=timestamps",
+            "/boot/efi/.",
+            &format!("{ESP_STAGING}/"),
+        ]),
+        run(&["umount", ESP_STAGING]),
+    ]
 }
 
 /// Where this host's syslinux keeps gptmbr.bin (CentOS 5/6: /usr/share/syslinux).

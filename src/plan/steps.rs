@@ -674,10 +674,16 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     // end, the original disk boots the RAID through it. No zap: the replicated table below
     // rewrites the GPT in place and keeps the MBR's boot code.
     let bios_boot = ctx.layout.bios_boot;
+    // UEFI: bootloader-original made the ESP a copy that boots the RAID; it stays.
+    let esp_kept = ctx
+        .layout
+        .esp
+        .filter(|_| ctx.layout.profile == Profile::XenServerUefi);
+    let kept = |n: u32| Some(n) == bios_boot || Some(n) == esp_kept;
     let wipe: Vec<Action> = src
         .partitions
         .iter()
-        .filter(|p| Some(p.number) != bios_boot)
+        .filter(|p| !kept(p.number))
         .map(|p| run(&["wipefs", "--all", &src.partition_path(p.number)]))
         .collect();
     steps.push(step(
@@ -700,7 +706,7 @@ fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     let mut clear: Vec<Action> = ctx
         .partition_shapes()
         .iter()
-        .filter(|s| Some(s.number) != bios_boot)
+        .filter(|s| !kept(s.number))
         .map(|s| run(&["wipefs", "--all", &src.partition_path(s.number)]))
         .collect();
     clear.push(run(&["udevadm", "settle"]));
