@@ -4,7 +4,7 @@ use crate::host::{HostFacts, InitramfsTool};
 
 use super::edits::*;
 use super::model::*;
-use super::steps::{in_new_root, run, run_owned, step, writes, Ctx, ESP_STAGING, NEW_ROOT};
+use super::steps::{in_new_root, run, run_owned, step, writes, Ctx, NEW_ROOT};
 
 /// The image the default boot entry loads and the kernel release it is built for.
 pub(crate) fn initramfs_image(facts: &HostFacts) -> (String, String) {
@@ -375,28 +375,17 @@ pub(super) fn efi_target_first_early(ctx: &Ctx<'_>) -> Option<Step> {
 fn esp_copy_actions(ctx: &Ctx<'_>, esp: u32) -> Vec<Action> {
     let src = ctx.src();
     let part = src.partition_path(esp);
-    vec![
-        run_owned(vec![
-            "mkfs.vfat".into(),
-            "-F".into(),
-            "32".into(),
-            "-i".into(),
-            ctx.esp_id(src),
-            "-n".into(),
-            ctx.esp_label(src),
-            part.clone(),
-        ]),
-        run(&["mkdir", "-p", ESP_STAGING]),
-        run(&["mount", &part, ESP_STAGING]),
-        run(&[
-            "cp",
-            "-r",
-            "--preserve=timestamps",
-            "/boot/efi/.",
-            &format!("{ESP_STAGING}/"),
-        ]),
-        run(&["umount", ESP_STAGING]),
-    ]
+    let mkfs = vec![
+        "mkfs.vfat".into(),
+        "-F".into(),
+        "32".into(),
+        "-i".into(),
+        ctx.esp_id(src),
+        "-n".into(),
+        ctx.esp_label(src),
+        part.clone(),
+    ];
+    super::shared::esp_copy_actions(mkfs, &part)
 }
 
 /// Where this host's syslinux keeps gptmbr.bin (CentOS 5/6: /usr/share/syslinux).

@@ -5,7 +5,7 @@ use crate::host::{Disk, HostFacts};
 
 use super::model::*;
 use super::replace::{describe, Mirror, ReplaceIntent, Situation};
-use super::steps::{efi_label, efibootmgr, run, run_owned, step, writes, ESP_STAGING};
+use super::steps::{efi_label, efibootmgr, run, run_owned, step, writes};
 
 fn affected<'s, 'f>(s: &'s Situation<'f>) -> impl Iterator<Item = &'s Mirror<'f>> {
     s.affected.iter().map(|&i| &s.mirrors[i])
@@ -226,19 +226,7 @@ fn bootloader_new(facts: &HostFacts, healthy: &Disk, new: &Disk) -> Vec<Step> {
                 mkfs.extend(["-i".to_string(), id]);
             }
             mkfs.push(part.clone());
-            let mut actions = vec![
-                run_owned(mkfs),
-                run(&["mkdir", "-p", ESP_STAGING]),
-                run(&["mount", &part, ESP_STAGING]),
-                run(&[
-                    "cp",
-                    "-r",
-                    "--preserve=timestamps",
-                    "/boot/efi/.",
-                    &format!("{ESP_STAGING}/"),
-                ]),
-                run(&["umount", ESP_STAGING]),
-            ];
+            let mut actions = super::shared::esp_copy_actions(mkfs, &part);
             steps.push(step(
                 "esp-new",
                 "the new disk's ESP: a copy of the one the host boots from",

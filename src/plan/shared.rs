@@ -4,7 +4,7 @@
 use crate::host::{Disk, HostFacts};
 
 use super::model::{Action, DoneCheck, Step, Writes};
-use super::steps::{run, run_owned, step};
+use super::steps::{run, run_owned, step, ESP_STAGING};
 
 /// md's write-intent bitmap granularity, about 65536 bits per member. A member back after a
 /// brief loss resyncs only the chunks written meanwhile: mdadm's default chunk is 64 MiB
@@ -164,6 +164,24 @@ pub(crate) fn clear_signatures_step(id: &str, why: &str, disk: &Disk, numbers: &
         wipe,
         DoneCheck::Journal,
     )
+}
+
+/// A fresh FAT on `part` (made by `mkfs`, the full argv ending in `part`) holding a copy of
+/// the mounted ESP: how convert and replace give a disk its own ESP.
+pub(crate) fn esp_copy_actions(mkfs: Vec<String>, part: &str) -> Vec<Action> {
+    vec![
+        run_owned(mkfs),
+        run(&["mkdir", "-p", ESP_STAGING]),
+        run(&["mount", part, ESP_STAGING]),
+        run(&[
+            "cp",
+            "-r",
+            "--preserve=timestamps",
+            "/boot/efi/.",
+            &format!("{ESP_STAGING}/"),
+        ]),
+        run(&["umount", ESP_STAGING]),
+    ]
 }
 
 #[cfg(test)]

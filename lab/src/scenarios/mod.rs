@@ -275,12 +275,12 @@ impl<'a> Ctx<'a> {
         boot_disk: usize,
         asset_tag: Option<&str>,
     ) -> Result<Vm> {
-        self.boot_machine(name, image, disks, boot_disk, asset_tag, false)
+        self.boot_machine(name, image, disks, boot_disk, asset_tag, false, None)
     }
 
     /// Like `boot`, with QEMU user networking (the host's loopback is 10.0.2.2 in the guest).
     pub fn boot_networked(&self, name: &str, image: &Image, disks: &[&Disk]) -> Result<Vm> {
-        self.boot_machine(name, image, disks, 0, None, true)
+        self.boot_machine(name, image, disks, 0, None, true, None)
     }
 
     /// Like `boot`, a UEFI guest with this variable store (the crash replays each have the
@@ -292,23 +292,11 @@ impl<'a> Ctx<'a> {
         disks: &[&Disk],
         vars: &std::path::Path,
     ) -> Result<Vm> {
-        self.boot_machine_vars(name, image, disks, 0, None, false, Some(vars))
-    }
-
-    fn boot_machine(
-        &self,
-        name: &str,
-        image: &Image,
-        disks: &[&Disk],
-        boot_disk: usize,
-        asset_tag: Option<&str>,
-        user_net: bool,
-    ) -> Result<Vm> {
-        self.boot_machine_vars(name, image, disks, boot_disk, asset_tag, user_net, None)
+        self.boot_machine(name, image, disks, 0, None, false, Some(vars))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn boot_machine_vars(
+    fn boot_machine(
         &self,
         name: &str,
         image: &Image,
