@@ -19,7 +19,13 @@ const TARGET: &str = "/dev/disk/by-id/wwn-0x5000c500a0000002";
 const SYSTEM: &str = "/dev/disk/by-id/wwn-0x5000c500a0000001";
 
 fn lab_plan() -> Plan {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/xs7-bios");
+    lab_plan_of("xs7-bios")
+}
+
+fn lab_plan_of(profile: &str) -> Plan {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/lab")
+        .join(profile);
     let source = RootedSource::captured(&root);
     let facts = discover(&source as &dyn HostSource).unwrap();
     let plan = build_plan(
@@ -86,6 +92,12 @@ impl System for Scripted {
         }
         let stdout = if command.program == "xe" {
             "4f1c-sr-uuid\n"
+        } else if command.argv() == ["efibootmgr"] {
+            // what OVMF leaves after a boot: the booted disk's entry and its own first
+            "BootCurrent: 0005\nBootOrder: 0005,0001,0004\n\
+             Boot0001* UEFI QEMU QEMU HARDDISK \tPciRoot(0x0)/Pci(0x3,0x0)/Scsi(0x0,0x0)\n\
+             Boot0004* XCP-ng (xenraid XRLAB-TGT0)\tHD(4,GPT,0f00eb5b-d340-448a-8483-8dd10d4263b1,0x540800,0x20000)/File(\\EFI\\xenserver\\grubx64.efi)\n\
+             Boot0005* XCP-ng (xenraid XRLAB-SYS0)\tHD(4,GPT,9be87be7-e4be-450e-94c1-f51a12ca0dac,0x540800,0x20000)/File(\\EFI\\xenserver\\grubx64.efi)\n"
         } else {
             ""
         };
@@ -293,6 +305,47 @@ fn a_member_lost_to_a_power_cut_is_added_again_on_resume() {
     // the first time), so each is added again, md/backup included.
     assert!(adds.iter().any(|d| d.ends_with("backup")), "{adds:?}");
     assert!(adds.iter().any(|d| d.ends_with("root")), "{adds:?}");
+}
+
+#[test]
+fn a_boot_order_the_firmware_rewrote_is_put_back_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan_of("xcpng8-uefi"), options());
+    let labels = journal
+        .plan_steps()
+        .find(|s| s.id == "boot-order")
+        .map(|s| s.done_check.clone())
+        .expect("a UEFI plan has a boot-order step");
+    assert_eq!(
+        labels,
+        DoneCheck::EfiBootOrderFirst {
+            labels: vec![
+                "XCP-ng (xenraid XRLAB-TGT0)".into(),
+                "XCP-ng (xenraid XRLAB-SYS0)".into()
+            ]
+        }
+    );
+    // The power cut came after boot-order; the boot after it let the firmware reorder.
+    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
+    for id in &ids {
+        journal.mark(id, StepStatus::Done, None);
+        if id == "boot-order" {
+            break;
+        }
+    }
+    let sys = Scripted::default();
+    sys.on_raid.set(true);
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let orders: Vec<Vec<String>> = sys
+        .commands
+        .borrow()
+        .iter()
+        .filter(|a| a.len() == 3 && a[0] == "efibootmgr" && a[1] == "--bootorder")
+        .cloned()
+        .collect();
+    assert_eq!(orders, [["efibootmgr", "--bootorder", "0004,0005,0001"]]);
+    assert_eq!(journal.state, JournalState::Complete);
 }
 
 #[test]

@@ -104,6 +104,22 @@ pub fn order_with_first(
     Ok(order)
 }
 
+/// BootOrder's first entries carry these labels, in this order (one entry each).
+pub fn order_starts_with(vars: &BootVariables, labels: &[String]) -> bool {
+    let label_of = |n: &String| {
+        vars.entries
+            .iter()
+            .find(|(number, _)| number == n)
+            .map(|(_, l)| l.as_str())
+    };
+    vars.boot_order.len() >= labels.len()
+        && vars
+            .boot_order
+            .iter()
+            .zip(labels)
+            .all(|(n, want)| label_of(n) == Some(want.as_str()))
+}
+
 pub fn put_first(sys: &dyn System, labels: &[String]) -> Result<(), ConvertError> {
     let vars = read(sys)?;
     let order = order_with_first(&vars, labels)?;
@@ -136,4 +152,35 @@ pub fn delete_entries(sys: &dyn System, label: &str) -> Result<usize, ConvertErr
         ))?;
     }
     Ok(numbers.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_order_starts_with_the_labels_in_their_order() {
+        let vars = parse_efibootmgr(
+            "BootOrder: 0004,0005,0001\nBoot0001* UEFI QEMU HARDDISK\nBoot0004* A (xenraid T)\tHD(4)\nBoot0005* A (xenraid S)\tHD(4)\n",
+        );
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(order_starts_with(
+            &vars,
+            &labels(&["A (xenraid T)", "A (xenraid S)"])
+        ));
+        assert!(order_starts_with(&vars, &labels(&["A (xenraid T)"])));
+        assert!(!order_starts_with(
+            &vars,
+            &labels(&["A (xenraid S)", "A (xenraid T)"])
+        ));
+        assert!(!order_starts_with(
+            &vars,
+            &labels(&["A (xenraid T)", "UEFI QEMU HARDDISK"])
+        ));
+        let short = parse_efibootmgr("BootOrder: 0004\nBoot0004* A (xenraid T)\n");
+        assert!(!order_starts_with(
+            &short,
+            &labels(&["A (xenraid T)", "A (xenraid S)"])
+        ));
+    }
 }

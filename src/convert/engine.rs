@@ -47,12 +47,15 @@ pub fn run_plan(
         let label = format!("[{:>2}/{total}] {}", index + 1, step.id);
         let status = journal.status(&step.id);
         if status == StepStatus::Done {
-            // A reboot can undo two kinds of step: mounts, and members added to an array but
-            // not yet in sync (after a power cut md assembles the array without them). Such a
-            // step runs again while its phase is unfinished and its effect is gone.
+            // A reboot can undo three kinds of step: mounts, members added to an array but
+            // not yet in sync (after a power cut md assembles the array without them), and
+            // BootOrder (firmware may reorder it at boot: OVMF does, from QEMU's boot order).
+            // Such a step runs again while its phase is unfinished and its effect is gone.
             let transient = matches!(
                 step.done_check,
-                DoneCheck::Mounted { .. } | DoneCheck::ArrayMember { .. }
+                DoneCheck::Mounted { .. }
+                    | DoneCheck::ArrayMember { .. }
+                    | DoneCheck::EfiBootOrderFirst { .. }
             ) && !phase_complete(journal, &step.id);
             if !transient || sys.holds(&step.done_check, journal)? {
                 continue;

@@ -215,6 +215,9 @@ impl LiveSystem<'_> {
             DoneCheck::EfiBootEntry { label } => super::efi::read(self)
                 .map(|vars| !vars.numbers_of(label).is_empty())
                 .unwrap_or(false),
+            DoneCheck::EfiBootOrderFirst { labels } => super::efi::read(self)
+                .map(|vars| super::efi::order_starts_with(&vars, labels))
+                .unwrap_or(false),
             DoneCheck::SrExists { name_label, device } => self.sr_exists(name_label, device),
             DoneCheck::DiskSerial { by_id, serial } => self
                 .runner

@@ -261,9 +261,11 @@ pub(super) fn efi_entries_both(ctx: &Ctx<'_>) -> Vec<Step> {
             "both disks' entries first in BootOrder: either disk boots the RAID if the other fails",
             vec![Writes::Firmware],
             vec![Action::EfiBootOrderFirst {
-                labels: vec![ctx.efi_label(ctx.target), label],
+                labels: vec![ctx.efi_label(ctx.target), label.clone()],
             }],
-            DoneCheck::Journal,
+            DoneCheck::EfiBootOrderFirst {
+                labels: vec![ctx.efi_label(ctx.target), label],
+            },
         ),
     ]
 }

@@ -218,6 +218,10 @@ pub enum DoneCheck {
     EfiBootEntry {
         label: String,
     },
+    /// BootOrder starts with these labels' entries, in this order.
+    EfiBootOrderFirst {
+        labels: Vec<String>,
+    },
     RootOn {
         device: String,
         /// The array's md UUID: what identifies it when its /dev/md/ name is missing.

@@ -188,6 +188,9 @@ pub fn check_text(check: &DoneCheck) -> String {
         DoneCheck::BootCode { by_id, code } => format!("{by_id} has {code} boot code"),
         DoneCheck::Detached { member } => format!("{member} is in no array"),
         DoneCheck::EfiBootEntry { label } => format!("an EFI boot entry '{label}' exists"),
+        DoneCheck::EfiBootOrderFirst { labels } => {
+            format!("BootOrder starts with '{}'", labels.join("', '"))
+        }
         DoneCheck::RootOn { device, .. } => format!("/ is mounted from {device}"),
         DoneCheck::SrExists { name_label, device } => {
             format!("SR '{name_label}' exists on {device}")
