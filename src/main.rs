@@ -15,6 +15,8 @@ mod run_cmd;
 mod scrub_cmd;
 
 use xenraid::cli::{self, Cli, Commands, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE};
+use xenraid::convert::journal::{ConversionSummary, JournalStore};
+use xenraid::plan::lifecycle_steps::JOURNAL_FILE;
 use xenraid::plan::{build_plan, Intent, SrChoice};
 
 /// Only the shipped static build: glibc's malloc is fine elsewhere (see Cargo.toml).
@@ -71,6 +73,22 @@ fn read_facts(cli: &Cli) -> anyhow::Result<HostFacts> {
     facts.context("reading the host")
 }
 
+#[derive(serde::Serialize)]
+struct InspectOutput<'a> {
+    #[serde(flatten)]
+    facts: &'a HostFacts,
+    conversion: ConversionSummary,
+}
+
+/// The conversion journal of the host (or of the captured tree under --root).
+fn conversion_summary(cli: &Cli) -> ConversionSummary {
+    let store = match &cli.root {
+        Some(root) => JournalStore::under(&root.display().to_string(), JOURNAL_FILE),
+        None => JournalStore::new(JOURNAL_FILE),
+    };
+    ConversionSummary::of(store.load())
+}
+
 fn status(cli: &Cli, args: &cli::StatusArgs) -> anyhow::Result<i32> {
     let report = match &cli.root {
         Some(root) => xenraid::health::quick_report(&RootedSource::captured(root)),
@@ -114,10 +132,16 @@ fn run(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Commands::Inspect(args) => {
             let facts = read_facts(cli)?;
+            let conversion = conversion_summary(cli);
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&facts)?);
+                let out = InspectOutput {
+                    facts: &facts,
+                    conversion,
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}", xenraid::host::render::render_facts(&facts));
+                println!("{}", conversion.render());
             }
             Ok(EXIT_OK)
         }

@@ -184,6 +184,81 @@ impl Journal {
     }
 }
 
+/// Where the conversion stands, for `inspect` (and automation such as the Ansible role,
+/// which decides from it whether to convert, wait for the resume unit, or do nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversionSummary {
+    /// none, in_progress, complete, rolled_back, or unreadable (see `error`).
+    pub state: &'static str,
+    pub next_step: Option<String>,
+    pub steps_done: usize,
+    pub steps_total: usize,
+    /// The original disk may have been touched: rollback is no longer possible.
+    pub past_point_of_no_return: bool,
+    /// The target disk, by-id path, as planned.
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ConversionSummary {
+    pub fn of(loaded: Result<Option<Journal>, JournalError>) -> ConversionSummary {
+        let mut summary = ConversionSummary {
+            state: "none",
+            next_step: None,
+            steps_done: 0,
+            steps_total: 0,
+            past_point_of_no_return: false,
+            target: None,
+            error: None,
+        };
+        match loaded {
+            Ok(None) => {}
+            Ok(Some(j)) => {
+                summary.state = match j.state {
+                    JournalState::InProgress => "in_progress",
+                    JournalState::Complete => "complete",
+                    JournalState::RolledBack => "rolled_back",
+                };
+                summary.next_step = j.next_step().map(|r| r.id.clone());
+                summary.steps_done = j.done_count();
+                summary.steps_total = j.steps.len();
+                summary.past_point_of_no_return = j.past_point_of_no_return();
+                summary.target = j.plan.target.as_ref().map(|t| t.by_id.clone());
+            }
+            Err(e) => {
+                summary.state = "unreadable";
+                summary.error = Some(e.to_string());
+            }
+        }
+        summary
+    }
+
+    /// One line for `inspect`'s text output.
+    pub fn render(&self) -> String {
+        match self.state {
+            "none" => "Conversion: none recorded".into(),
+            "in_progress" => format!(
+                "Conversion: in progress, {}/{} steps done, next `{}`: continue with `xenraid resume`{}",
+                self.steps_done,
+                self.steps_total,
+                self.next_step.as_deref().unwrap_or("-"),
+                if self.past_point_of_no_return {
+                    ""
+                } else {
+                    " or undo with `xenraid rollback`"
+                }
+            ),
+            "complete" => "Conversion: complete (see `xenraid status`)".into(),
+            "rolled_back" => "Conversion: rolled back".into(),
+            _ => format!(
+                "Conversion: {}",
+                self.error.as_deref().unwrap_or("journal unreadable")
+            ),
+        }
+    }
+}
+
 /// Where the journal is kept on a root filesystem.
 #[derive(Debug, Clone)]
 pub struct JournalStore {
@@ -319,6 +394,46 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left: {leftovers:?}");
+    }
+
+    #[test]
+    fn the_summary_tells_automation_what_to_do_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::new(dir.path().join("convert.json"));
+        let none = ConversionSummary::of(store.load());
+        assert_eq!((none.state, none.steps_total), ("none", 0));
+        assert_eq!(none.render(), "Conversion: none recorded");
+
+        let mut j = Journal::new(
+            plan_with(&["reboot", "point-of-no-return", "wipe-original"]),
+            opts(),
+        );
+        j.mark("reboot", StepStatus::Done, Some("ran"));
+        store.save(&j).unwrap();
+        let going = ConversionSummary::of(store.load());
+        assert_eq!(going.state, "in_progress");
+        assert_eq!(going.next_step.as_deref(), Some("point-of-no-return"));
+        assert_eq!((going.steps_done, going.steps_total), (1, 3));
+        assert!(!going.past_point_of_no_return);
+        assert!(going.render().contains("or undo with `xenraid rollback`"));
+
+        for id in ["point-of-no-return", "wipe-original"] {
+            j.mark(id, StepStatus::Done, Some("ran"));
+        }
+        j.state = JournalState::Complete;
+        store.save(&j).unwrap();
+        let done = ConversionSummary::of(store.load());
+        assert_eq!((done.state, done.next_step), ("complete", None));
+        assert!(done.past_point_of_no_return);
+
+        fs::write(&store.path, "{ not a journal").unwrap();
+        let damaged = ConversionSummary::of(store.load());
+        assert_eq!(damaged.state, "unreadable");
+        assert!(
+            damaged.render().contains("is not valid"),
+            "{}",
+            damaged.render()
+        );
     }
 
     #[test]
