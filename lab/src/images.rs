@@ -1,7 +1,7 @@
 //! Guest images built from recipes and cached under a directory keyed by a hash of the
 //! recipe: an unchanged recipe costs a hash and a directory lookup.
 
-use crate::vm::{Boot, Disk, Vm, VmConfig, OVMF_VARS};
+use crate::vm::{Boot, Disk, Net, Vm, VmConfig, OVMF_VARS};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -220,13 +220,15 @@ impl Lab {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp)?;
         eprintln!("lab: building image {profile}");
-        run_recipe(
+        let built = run_recipe(
             Command::new("bash")
                 .arg(self.recipe(Self::image_recipe(profile)))
                 .arg(profile)
                 .arg(&rootfs)
                 .arg(&tmp),
-        )?;
+        );
+        detach_loops(&tmp.join("disk.raw"));
+        built?;
         let facts = parse_env(&fs::read_to_string(tmp.join("facts.env"))?);
         let image = Image {
             profile: profile.to_string(),
@@ -270,7 +272,7 @@ fn provision(image: &Image) -> Result<()> {
             boot_disk: 0,
             memory_mb: 1536,
             asset_tag: None,
-            user_net: false,
+            net: Net::None,
         })?;
         vm.wait_booted(Duration::from_secs(300))?;
         let dev = format!(
@@ -295,7 +297,7 @@ fn provision(image: &Image) -> Result<()> {
         boot_disk: 0,
         memory_mb: 1536,
         asset_tag: None,
-        user_net: false,
+        net: Net::None,
     })?;
     vm.wait_booted(Duration::from_secs(300))?;
     let label = vm.run(
@@ -317,6 +319,20 @@ fn provision(image: &Image) -> Result<()> {
     perm.set_readonly(true);
     fs::set_permissions(image.disk(), perm)?;
     Ok(())
+}
+
+/// The recipes' partition loop devices on `img`: a recipe records them from a command
+/// substitution's subshell, so its own cleanup never sees them, and a killed recipe leaves
+/// them too. Each pins its (later deleted) image's space until detached.
+fn detach_loops(img: &Path) {
+    let Ok(out) = Command::new("losetup").arg("-j").arg(img).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((dev, _)) = line.split_once(':') {
+            let _ = Command::new("losetup").args(["-d", dev]).status();
+        }
+    }
 }
 
 /// Older builds of the same profile (other recipe hashes) only take disk space.
