@@ -13,6 +13,7 @@ PKGS=(
   ca-certificates
   python3-aiosmtpd openssl                 # a real SMTP server (STARTTLS, AUTH) for the alert tests
   rpm binutils man-db groff-base bsdextrautils   # package.sh / check-package.sh: rpmbuild, readelf, man, col
+  python3-venv openssh-client               # the Ansible scenario: its controller venv, ssh to the guests
 )
 
 installed_version() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | awk '/ok installed/{print $4}'; }

@@ -32,11 +32,12 @@ chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-instal
   linux-image-amd64 dracut dracut-core grub-pc-bin grub-efi-amd64-bin grub2-common \
   extlinux syslinux-common mdadm gdisk fdisk lvm2 e2fsprogs dosfstools efibootmgr \
   systemd-sysv udev kmod util-linux procps iproute2 less acl attr \
-  msmtp-mta rpm \
+  msmtp-mta rpm openssh-server python3 python3-apt \
   >>"$WORK/apt.log" 2>&1 || { tail -40 "$WORK/apt.log"; exit 1; }
 log "apt $(echo "$(ts) - $T0" | bc) s"
 # rpm: the package scenario installs xenraid's RPM as dom0 would (Debian's rpm, --nodeps).
-# msmtp-mta is /usr/sbin/sendmail for mdadm --monitor (the monitor scenario compares it with
+# openssh-server, python3, python3-apt: the Ansible scenario drives guests over SSH (the apt
+# module needs python3-apt). msmtp-mta is /usr/sbin/sendmail for mdadm --monitor (the monitor scenario compares it with
 # xenraid's); its own daemon is not wanted in the guests.
 chroot "$R" systemctl disable msmtpd.service >/dev/null 2>&1 || true
 rm -f "$R/usr/sbin/policy-rc.d" "$R/tmp/debconf.sel"

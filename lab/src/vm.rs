@@ -68,8 +68,16 @@ pub struct VmConfig {
     /// property of this machine, not of its disks, so a later boot of the same disks elsewhere
     /// does not see it.
     pub asset_tag: Option<String>,
+    pub net: Net,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Net {
+    None,
     /// QEMU user networking (virtio-net): the guest reaches the host's loopback at 10.0.2.2.
-    pub user_net: bool,
+    User,
+    /// The same, with the host's 127.0.0.1:PORT forwarded to the guest's sshd.
+    UserWithSsh(u16),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -141,11 +149,14 @@ impl Vm {
             "none",
         ]);
         cmd.args(["-m", &config.memory_mb.to_string(), "-smp", "2"]);
-        if config.user_net {
-            cmd.args(["-nic", "user,model=virtio-net-pci"]);
-        } else {
-            cmd.args(["-nic", "none"]);
-        }
+        match config.net {
+            Net::None => cmd.args(["-nic", "none"]),
+            Net::User => cmd.args(["-nic", "user,model=virtio-net-pci"]),
+            Net::UserWithSsh(port) => cmd.args([
+                "-nic",
+                &format!("user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{port}-:22"),
+            ]),
+        };
         cmd.arg("-chardev")
             .arg(format!("file,id=con,path={},append=on", console.display()));
         cmd.args(["-serial", "chardev:con"]);
@@ -182,6 +193,9 @@ impl Vm {
                 disk.path.display(),
                 disk.format()
             ));
+            // UEFI keeps bootindex too: without QEMU's boot order, this OVMF did not connect
+            // the second disk, and BootNext naming its ESP failed "Not Found" (2026-11-22).
+            // The price: OVMF rewrites BootOrder from this list at every boot.
             let priority = if i == config.boot_disk { 1 } else { i + 2 };
             cmd.arg("-device").arg(disk_device(i, disk, Some(priority)));
         }

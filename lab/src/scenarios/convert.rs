@@ -95,10 +95,16 @@ pub fn pair(ctx: &Ctx) -> Result<Pair> {
 }
 
 pub fn pair_of(ctx: &Ctx, profile: &str) -> Result<Pair> {
+    pair_named(ctx, profile, "disk")
+}
+
+/// The same, with disk files named `{prefix}-a.qcow2` / `{prefix}-b.qcow2` (several
+/// machines in one run).
+pub fn pair_named(ctx: &Ctx, profile: &str, prefix: &str) -> Result<Pair> {
     let image = ctx.image(profile)?;
-    let a = image.system_disk(&ctx.dir.join("disk-a.qcow2"))?;
+    let a = image.system_disk(&ctx.dir.join(format!("{prefix}-a.qcow2")))?;
     let b = blank_disk(
-        &ctx.dir.join("disk-b.qcow2"),
+        &ctx.dir.join(format!("{prefix}-b.qcow2")),
         "4G",
         "XRLAB-TGT0",
         0x5000c500a0000002,
@@ -262,17 +268,32 @@ fn convert_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
     let p = ctx.phase("image", |c| pair_of(c, want.profile))?;
     ctx.phase("convert-reboot-resume", |c| {
         let mut vm = c.boot("original", &p.image, &[&p.a, &p.b])?;
+        // What an admin sees: the host, the plan (writes nothing), then the mirror.
+        install(&mut vm)?;
+        show(&mut vm, &format!("{GUEST_BIN} inspect"))?;
+        show(
+            &mut vm,
+            &format!("{GUEST_BIN} plan --target {}", p.b.by_id()),
+        )?;
         match want.sr {
             Some(_) => start_convert(&mut vm, &p.b, "--resync-speed max")?,
             None => start_convert_with(&mut vm, &p.b, "--resync-speed max")?,
         }
         vm.wait_booted(60 * MIN)?;
         assert_converted_as(&mut vm, &p.image, &p.a, want)?;
+        show(&mut vm, &format!("{GUEST_BIN} status"))?;
         let again = vm.run(&format!("{GUEST_BIN} resume"), MIN)?.stdout;
         ensure!(again.contains("complete"), "resume after the end: {again}");
         vm.shutdown(5 * MIN)
     })?;
     boot_each_disk_alone_as(ctx, &p, want)
+}
+
+/// Prints a command's output as the guest's admin would see it.
+fn show(vm: &mut Vm, command: &str) -> Result<()> {
+    let out = vm.run_status(command, MIN)?;
+    println!("\n[guest]# {command}\n{}{}", out.stdout, out.stderr);
+    Ok(())
 }
 
 /// The seed zaps "/dev/sda" after the reboot; here the VM swaps the disks' order between the

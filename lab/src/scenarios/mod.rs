@@ -1,13 +1,14 @@
 //! The lab's proof scenarios. Each boots real guests, acts, and asserts on real state.
 
 use crate::images::{Image, Lab};
-use crate::vm::{Boot, Disk, Vm, VmConfig};
+use crate::vm::{Boot, Disk, Net, Vm, VmConfig};
 use anyhow::Result;
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod add_mirror;
+mod ansible;
 mod bench;
 mod convert;
 mod crash;
@@ -59,6 +60,12 @@ pub fn all() -> Vec<Scenario> {
             core: true,
             about: "the RPM (rpm -i) and the .deb in xs7-bios: binary runs in an empty chroot, units start and enable, edited config kept, removal stops them",
             run: package::package,
+        },
+        Scenario {
+            name: "ansible",
+            core: false,
+            about: "contrib/ansible against two xs7-bios guests over SSH (ansible-core 2.16 from PyPI): --tags install, --check shows the plans and writes nothing, the run converts both, a second run changes nothing",
+            run: ansible::ansible,
         },
         Scenario {
             name: "seed-7.6.2",
@@ -275,12 +282,31 @@ impl<'a> Ctx<'a> {
         boot_disk: usize,
         asset_tag: Option<&str>,
     ) -> Result<Vm> {
-        self.boot_machine(name, image, disks, boot_disk, asset_tag, false, None)
+        self.boot_machine(name, image, disks, boot_disk, asset_tag, Net::None, None)
     }
 
     /// Like `boot`, with QEMU user networking (the host's loopback is 10.0.2.2 in the guest).
     pub fn boot_networked(&self, name: &str, image: &Image, disks: &[&Disk]) -> Result<Vm> {
-        self.boot_machine(name, image, disks, 0, None, true, None)
+        self.boot_machine(name, image, disks, 0, None, Net::User, None)
+    }
+
+    /// Like `boot`, with the host's 127.0.0.1:`ssh_port` forwarded to the guest's sshd.
+    pub fn boot_with_ssh(
+        &self,
+        name: &str,
+        image: &Image,
+        disks: &[&Disk],
+        ssh_port: u16,
+    ) -> Result<Vm> {
+        self.boot_machine(
+            name,
+            image,
+            disks,
+            0,
+            None,
+            Net::UserWithSsh(ssh_port),
+            None,
+        )
     }
 
     /// Like `boot`, a UEFI guest with this variable store (the crash replays each have the
@@ -292,7 +318,7 @@ impl<'a> Ctx<'a> {
         disks: &[&Disk],
         vars: &std::path::Path,
     ) -> Result<Vm> {
-        self.boot_machine(name, image, disks, 0, None, false, Some(vars))
+        self.boot_machine(name, image, disks, 0, None, Net::None, Some(vars))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -303,7 +329,7 @@ impl<'a> Ctx<'a> {
         disks: &[&Disk],
         boot_disk: usize,
         asset_tag: Option<&str>,
-        user_net: bool,
+        net: Net,
         vars: Option<&std::path::Path>,
     ) -> Result<Vm> {
         let vars = vars
@@ -326,7 +352,7 @@ impl<'a> Ctx<'a> {
             boot_disk,
             memory_mb: 1536,
             asset_tag: asset_tag.map(str::to_string),
-            user_net,
+            net,
         })?;
         // long enough for a resume unit finishing a conversion within the boot
         let took = vm.wait_booted(Duration::from_secs(1800))?;
@@ -361,11 +387,14 @@ impl<'a> Ctx<'a> {
                 self.dir.display()
             );
         } else {
-            // disk overlays are large; keep consoles, drop disks unless asked to keep them
+            // disk overlays are large; keep consoles, drop disks unless asked to keep them.
+            // A crash matrix's recording (chain-*) stays: its boundaries can be replayed
+            // again (XENRAID_LAB_REPLAY_FROM) once the failure is understood.
             if let Ok(entries) = fs::read_dir(&self.dir) {
                 for e in entries.flatten() {
                     let p = e.path();
-                    if p.extension().is_some_and(|x| x == "qcow2") {
+                    let recording = e.file_name().to_string_lossy().starts_with("chain-");
+                    if p.extension().is_some_and(|x| x == "qcow2") && !recording {
                         let _ = fs::remove_file(p);
                     }
                 }

@@ -16,7 +16,7 @@ const RPM: &str = "/root/xenraid.rpm";
 const DEB: &str = "/root/xenraid.deb";
 
 /// `XENRAID_PACKAGE_DIR`, else `target/package/`: the one artifact whose name ends in `suffix`.
-fn artifact(suffix: &str) -> Result<PathBuf> {
+pub(super) fn artifact(suffix: &str) -> Result<PathBuf> {
     let dir = match std::env::var_os("XENRAID_PACKAGE_DIR") {
         Some(d) => PathBuf::from(d),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package"),
