@@ -78,10 +78,12 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
         &with_disks(&phase1.replace(LAB_RETRY, ""), &p.a, &p.b),
         60 * MIN,
     )?;
+    let phase1_s = t.elapsed().as_secs_f64();
     let before_reboot = moved_since(&mut vm, &base)?;
     vm.shutdown(5 * MIN)?;
     // The seed's trip to the BIOS menu: boot the new disk.
     let mut vm = ctx.boot_from("seed-raid", &p.image, &[&p.b, &p.a], 0)?;
+    let booted_s = t.elapsed().as_secs_f64();
     vm.run(
         &with_disks(
             include_str!("../../scenarios/seed-7.6.2-phase2.sh"),
@@ -90,8 +92,15 @@ fn seed(ctx: &mut Ctx) -> Result<(Run, (f64, f64))> {
         ),
         60 * MIN,
     )?;
+    let phase2_s = t.elapsed().as_secs_f64();
     wait_all_in_sync(&mut vm, 60 * MIN)?;
     let seconds = t.elapsed().as_secs_f64();
+    println!(
+        "seed: phase 1 {phase1_s:.0} s, reboot {:.0} s, phase 2 {:.0} s, resync wait {:.0} s",
+        booted_s - phase1_s,
+        phase2_s - booted_s,
+        seconds - phase2_s
+    );
     let after = moved_since(&mut vm, &[])?;
     vm.shutdown(5 * MIN)?;
     let moved = (before_reboot.0 + after.0, before_reboot.1 + after.1);
@@ -121,8 +130,36 @@ fn xenraid(ctx: &mut Ctx) -> Result<(Run, (f64, f64), f64)> {
         journal.contains("\"state\": \"complete\""),
         "xenraid did not complete"
     );
+    print_step_times(&journal)?;
     vm.shutdown(5 * MIN)?;
     Ok((Run::new(seconds, moved), bw, reboot))
+}
+
+/// Where xenraid's time went, from its journal: every step that took a second or more, and
+/// the time between steps (the reboot) where there was any.
+fn print_step_times(journal: &str) -> Result<()> {
+    let j: serde_json::Value = serde_json::from_str(journal)?;
+    let mut line = String::from("xenraid steps (s):");
+    let mut previous_end = None;
+    for step in j["steps"].as_array().into_iter().flatten() {
+        let (Some(start), Some(end)) = (step["started_at"].as_u64(), step["finished_at"].as_u64())
+        else {
+            continue;
+        };
+        let id = step["id"].as_str().unwrap_or("?");
+        if let Some(gap) = previous_end
+            .map(|p: u64| start.saturating_sub(p))
+            .filter(|g| *g > 1)
+        {
+            line.push_str(&format!(" (before {id}: {gap})"));
+        }
+        if end > start {
+            line.push_str(&format!(" {id} {}", end - start));
+        }
+        previous_end = Some(end);
+    }
+    println!("{line}");
+    Ok(())
 }
 
 pub fn bench(ctx: &mut Ctx) -> Result<()> {
