@@ -3,7 +3,7 @@
 //! touches before the point of no return.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use xenraid::convert::journal::{JournalState, StepStatus};
@@ -59,6 +59,8 @@ struct Scripted {
     hook_fails_at: Option<String>,
     /// Steps, commands and flushes in the order they happened.
     events: RefCell<Vec<String>>,
+    /// member → the md device holding it.
+    holders: HashMap<String, String>,
 }
 
 fn key(check: &DoneCheck) -> String {
@@ -129,8 +131,8 @@ impl System for Scripted {
     fn mounts_under(&self, _dir: &str) -> Vec<String> {
         Vec::new()
     }
-    fn holder_of(&self, _member: &str) -> Option<String> {
-        None
+    fn holder_of(&self, member: &str) -> Option<String> {
+        self.holders.get(member).cloned()
     }
     fn resolve(&self, path: &str) -> Option<String> {
         Some(path.into())
@@ -276,8 +278,8 @@ fn every_step_that_ran_is_flushed_before_the_next_begins() {
     );
 }
 
-/// The crash matrix's `add-member-sr` boundary: power cut after `add-member-backup` ran.
-/// md assembled md/backup at boot without the member that was still rebuilding, so the done
+/// The crash matrix's `add-member-swap` boundary: power cut after `add-member-logs` ran.
+/// md assembled md/logs at boot without the member that was still rebuilding, so the done
 /// step must run again rather than leave wait-resync facing a degraded array.
 #[test]
 fn a_member_lost_to_a_power_cut_is_added_again_on_resume() {
@@ -287,7 +289,7 @@ fn a_member_lost_to_a_power_cut_is_added_again_on_resume() {
     let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
     for id in &ids {
         journal.mark(id, StepStatus::Done, None);
-        if id == "add-member-backup" {
+        if id == "add-member-logs" {
             break;
         }
     }
@@ -302,9 +304,79 @@ fn a_member_lost_to_a_power_cut_is_added_again_on_resume() {
         .map(|a| a[2].clone())
         .collect();
     // Every add-member step's member was found missing (the scripted machine says "not yet"
-    // the first time), so each is added again, md/backup included.
-    assert!(adds.iter().any(|d| d.ends_with("backup")), "{adds:?}");
+    // the first time), so each is added again, md/logs included.
+    assert!(adds.iter().any(|d| d.ends_with("logs")), "{adds:?}");
     assert!(adds.iter().any(|d| d.ends_with("root")), "{adds:?}");
+    // The arrays that hold nothing are made anew, never rebuilt member by member.
+    assert!(
+        !adds
+            .iter()
+            .any(|d| d.ends_with("backup") || d.ends_with("sr")),
+        "{adds:?}"
+    );
+}
+
+/// The SR and backup arrays hold nothing when the original disk joins: each is stopped
+/// (under the kernel's name for it) and made anew on both disks after the arrays holding data
+/// are in sync, so md never rebuilds empty space before the root.
+#[test]
+fn blank_arrays_are_made_anew_on_both_disks_after_the_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
+    for id in &ids {
+        journal.mark(id, StepStatus::Done, None);
+        if id == "bootloader-both" {
+            break;
+        }
+    }
+    let tgt = "/dev/disk/by-id/wwn-0x5000c500a0000002";
+    let src = "/dev/disk/by-id/wwn-0x5000c500a0000001";
+    let mut sys = Scripted::default();
+    sys.on_raid.set(true);
+    sys.holders
+        .insert(format!("{tgt}-part4"), "md125".to_string());
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let events = sys.events.borrow();
+    let at = |text: &str| {
+        events
+            .iter()
+            .position(|e| e.contains(text))
+            .unwrap_or_else(|| panic!("no {text} in {events:?}"))
+    };
+    let create_sr = at("mdadm --create /dev/md/sr");
+    assert!(at("step wait-resync") < at("mdadm --create /dev/md/backup"));
+    // udev is held from before the stop to after the create: its incremental assembly would
+    // start the old array again from the members in between.
+    let held = at("udevadm control --stop-exec-queue");
+    assert!(held < at("mdadm --stop /dev/md125"));
+    assert!(at("mdadm --stop /dev/md125") < create_sr);
+    let released = events
+        .iter()
+        .skip(create_sr)
+        .position(|e| e.contains("udevadm control --start-exec-queue"))
+        .expect("udev released after the create");
+    assert!(released > 0);
+    assert!(create_sr < at("pvcreate"), "{events:?}");
+    let create = &events[create_sr];
+    assert!(
+        create.contains(&format!("{tgt}-part4 {src}-part4")) && !create.contains("missing"),
+        "{create}"
+    );
+    let resync = journal
+        .plan_steps()
+        .find(|s| s.id == "wait-resync")
+        .map(|s| s.done_check.clone())
+        .unwrap();
+    assert_eq!(
+        resync,
+        DoneCheck::InSync {
+            devices: ["/dev/md/root", "/dev/md/logs", "/dev/md/swap"]
+                .map(String::from)
+                .to_vec()
+        }
+    );
 }
 
 #[test]

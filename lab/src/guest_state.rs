@@ -102,6 +102,21 @@ pub fn wait_arrays_active(vm: &mut Vm, timeout: Duration) -> Result<Vec<MdArray>
     mdstat(vm)
 }
 
+/// Waits until at least `count` arrays are up with every member in sync (`[UU]`: nothing left
+/// to rebuild; a new array's initial sync may still run, as its data is on both disks) and
+/// the shell test `also` holds. Polls inside the guest, once a second.
+pub fn wait_redundant(vm: &mut Vm, count: usize, also: &str, timeout: Duration) -> Result<()> {
+    let script = format!(
+        r#"while :; do
+  n=$(grep -c '^md' /proc/mdstat || true); bad=$(grep -c '\[[U_]*_[U_]*\]' /proc/mdstat || true)
+  [ "$n" -ge {count} ] && [ "$bad" -eq 0 ] && {also} && break
+  sleep 1
+done"#
+    );
+    vm.run(&script, timeout)?;
+    Ok(())
+}
+
 /// Waits until no array is resyncing/recovering, then requires every array `[UU]`.
 pub fn wait_all_in_sync(vm: &mut Vm, timeout: Duration) -> Result<Vec<MdArray>> {
     vm.run(

@@ -65,3 +65,37 @@ pub fn stop_and_zero(sys: &dyn System, spec: &ArraySpec, member: &str) -> Result
     }
     Ok(())
 }
+
+/// Stops the array holding these members and runs `create` in its place. udev's event queue
+/// is held meanwhile: the stop rewrites the members' superblocks, and udev's incremental
+/// assembly started the old array again from them before the create could claim them (seen
+/// in the lab: "Device or resource busy"). A power cut while it is held costs nothing: udev
+/// starts afresh at boot, and the old array (or the new one) assembles.
+pub fn recreate(
+    sys: &dyn System,
+    members: &[String],
+    create: &Command,
+) -> Result<(), ConvertError> {
+    let udev = |what: &str| Command::new("udevadm", ["control", what]);
+    sys.run(&udev("--stop-exec-queue"))?;
+    let result = stop_holders(sys, members).and_then(|()| Ok(sys.run(create).map(drop)?));
+    let released = sys.run(&udev("--start-exec-queue"));
+    result?;
+    released?;
+    Ok(())
+}
+
+/// Stops every array holding one of these members, under whatever name the kernel gave it;
+/// nothing to do when none does (a resume repeats this).
+fn stop_holders(sys: &dyn System, members: &[String]) -> Result<(), ConvertError> {
+    let mut stopped: Vec<String> = Vec::new();
+    for member in members {
+        if let Some(md) = sys.holder_of(member) {
+            if !stopped.contains(&md) {
+                sys.run(&Command::new("mdadm", ["--stop", &format!("/dev/{md}")]))?;
+                stopped.push(md);
+            }
+        }
+    }
+    Ok(())
+}

@@ -119,6 +119,20 @@ pub fn run_plan(
     restore_resync_speed(sys, store, journal, say)?;
     journal.state = JournalState::Complete;
     store.save(journal)?;
+    let made_anew: Vec<String> = journal
+        .plan_steps()
+        .filter(|s| s.id.starts_with("recreate-array-"))
+        .filter_map(|s| match s.actions.first() {
+            Some(Action::RecreateArray { device, .. }) => Some(device.clone()),
+            _ => None,
+        })
+        .collect();
+    if !made_anew.is_empty() {
+        say.say(&format!(
+            "{}: everything written to them is on both disks; md's first pass over their never-written space runs on in the background (`xenraid status` shows it)",
+            made_anew.join(", ")
+        ));
+    }
     Ok(Outcome::Complete)
 }
 
@@ -262,6 +276,15 @@ fn execute(
             }
             Action::EfiBootNext { label } => super::efi::set_boot_next(sys, label)?,
             Action::EfiBootOrderFirst { labels } => super::efi::put_first(sys, labels)?,
+            Action::RecreateArray {
+                members, create, ..
+            } => {
+                if let Some(create) = Command::from_argv(create) {
+                    // The links must be there before udev is held: nothing makes them meanwhile.
+                    wait_for_devices(sys, &create);
+                    super::arrays::recreate(sys, members, &create)?;
+                }
+            }
             Action::WaitSync { devices } => {
                 if journal.options.no_wait {
                     say.say("not waiting for the resync (--no-wait); `xenraid status` shows it");

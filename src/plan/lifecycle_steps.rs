@@ -165,10 +165,6 @@ fn disk_serial_check(disk: &Disk) -> Option<DoneCheck> {
 }
 
 /// Phase 2, after the members are added: full redundancy before anything claims it.
-pub(super) fn wait_sync(ctx: &Ctx<'_>) -> Step {
-    super::shared::wait_resync_step(ctx.layout.arrays.iter().map(|a| a.device.clone()).collect())
-}
-
 /// The last step: the resume unit goes; the journal stays as the record of what was done.
 pub(super) fn finish() -> Step {
     step(

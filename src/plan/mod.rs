@@ -3,6 +3,7 @@
 pub mod add_mirror;
 pub mod boot_steps;
 pub mod edits;
+pub mod fold_in_steps;
 pub mod ids;
 pub mod layout;
 pub mod lifecycle_steps;

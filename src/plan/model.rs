@@ -94,6 +94,14 @@ pub enum Content {
     Storage,
 }
 
+impl Content {
+    /// Nothing on it is carried over: after the reboot the array is made anew on both disks,
+    /// not rebuilt from the target's empty member.
+    pub fn starts_blank(&self) -> bool {
+        matches!(self, Content::Unused | Content::Storage)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
@@ -182,6 +190,14 @@ pub enum Action {
     /// other entries follow in their old order.
     EfiBootOrderFirst {
         labels: Vec<String>,
+    },
+    /// Stop whatever array holds any of these members (the kernel may have named it md127;
+    /// nothing to stop on a resume that finds none) and run `create` in its place, with udev's
+    /// event queue held from before the stop to after the create.
+    RecreateArray {
+        device: String,
+        members: Vec<String>,
+        create: Vec<String>,
     },
 }
 

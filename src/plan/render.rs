@@ -142,6 +142,15 @@ pub fn render_plan(plan: &Plan) -> String {
                             labels.join("', '")
                         );
                     }
+                    Action::RecreateArray { device, create, .. } => {
+                        let create = Command::from_argv(create)
+                            .map(|c| c.to_string())
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "     $ udevadm control --stop-exec-queue\n     $ mdadm --stop {device}  (if it runs)\n     $ {create}\n     $ udevadm control --start-exec-queue"
+                        );
+                    }
                     Action::WaitSync { devices } => {
                         let _ = writeln!(
                             out,

@@ -83,6 +83,41 @@ impl<'a> Ctx<'a> {
         self.layout.arrays.iter().find(|a| a.role == "root")
     }
 
+    /// `mdadm --create` for this array with these two members ("missing" for one of them).
+    pub(super) fn create_array_argv(
+        &self,
+        array: &ArraySpec,
+        first: &str,
+        second: &str,
+    ) -> Vec<String> {
+        let mut argv: Vec<String> = [
+            "mdadm",
+            "--create",
+            &array.device,
+            "--run",
+            &format!("--metadata={}", array.metadata),
+            "--level=1",
+            "--raid-devices=2",
+            // mdadm's default changed across versions; a resync after a crash must not read the
+            // whole disk.
+            "--bitmap=internal",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        argv.push(bitmap_chunk(self.member_bytes(array.partition)));
+        if array.metadata != "0.90" {
+            // A fixed homehost keeps the name independent of the hostname, which XenServer lets
+            // users change; mdadm.conf maps it to /dev/md/<role>.
+            argv.push("--homehost=xenraid".into());
+            argv.push(format!("--name={}", array.role));
+        }
+        argv.push(format!("--uuid={}", array.uuid));
+        argv.push(first.into());
+        argv.push(second.into());
+        argv
+    }
+
     /// Filesystem arrays in mount order (parents first).
     fn filesystems(&self) -> Vec<(&ArraySpec, &str)> {
         let mut fs: Vec<(&ArraySpec, &str)> = self
@@ -194,7 +229,7 @@ impl<'a> Ctx<'a> {
         Some((path, rewrite_boot_config(text, &edit)))
     }
 
-    fn partition_shapes(&self) -> Vec<PartitionShape> {
+    pub(super) fn partition_shapes(&self) -> Vec<PartitionShape> {
         let mirrored: Vec<u32> = self.layout.arrays.iter().map(|a| a.partition).collect();
         let mut shapes: Vec<PartitionShape> = self
             .src()
@@ -269,10 +304,10 @@ pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
         },
         Phase {
             kind: PhaseKind::AfterReboot,
-            steps: after_reboot(ctx),
+            steps: super::fold_in_steps::after_reboot(ctx),
         },
     ];
-    let storage = storage(ctx);
+    let storage = super::fold_in_steps::storage(ctx);
     if !storage.is_empty() {
         phases.push(Phase {
             kind: PhaseKind::Storage,
@@ -285,7 +320,7 @@ pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
     phases
 }
 
-fn partition_commands(ctx: &Ctx<'_>, disk: &Disk, from: &Disk) -> Vec<Action> {
+pub(super) fn partition_commands(ctx: &Ctx<'_>, disk: &Disk, from: &Disk) -> Vec<Action> {
     let dst = disk.stable_path();
     let mut actions = vec![
         run(&["sgdisk", &format!("--replicate={dst}"), &from.stable_path()]),
@@ -348,35 +383,16 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
 
     for array in &ctx.layout.arrays {
         let member = tgt.partition_path(array.partition);
-        let mut argv: Vec<String> = [
-            "mdadm",
-            "--create",
-            &array.device,
-            "--run",
-            &format!("--metadata={}", array.metadata),
-            "--level=1",
-            "--raid-devices=2",
-            // mdadm's default changed across versions; a resync after a crash must not read the
-            // whole disk.
-            "--bitmap=internal",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        argv.push(bitmap_chunk(ctx.member_bytes(array.partition)));
-        if array.metadata != "0.90" {
-            // A fixed homehost keeps the name independent of the hostname, which XenServer lets
-            // users change; mdadm.conf maps it to /dev/md/<role>.
-            argv.push("--homehost=xenraid".into());
-            argv.push(format!("--name={}", array.role));
-        }
-        argv.push(format!("--uuid={}", array.uuid));
-        argv.push(member.clone());
-        argv.push("missing".into());
+        let argv = ctx.create_array_argv(array, &member, "missing");
+        let later = if array.content.starts_blank() {
+            "it holds nothing yet and is made anew on both disks after the reboot"
+        } else {
+            "the original joins after the reboot"
+        };
         steps.push(step(
             &format!("create-array-{}", array.role),
             &format!(
-                "degraded RAID1 {} on target partition {} (the original joins after the reboot)",
+                "degraded RAID1 {} on target partition {} ({later})",
                 array.device, array.partition
             ),
             tgt_w(),
@@ -654,109 +670,4 @@ fn config_edits(ctx: &Ctx<'_>) -> Vec<Step> {
         ));
     }
     steps
-}
-
-fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
-    let src = ctx.src();
-    let tgt = ctx.target;
-    let src_w = || vec![writes(src)];
-    let mut steps = Vec::new();
-
-    steps.push(super::lifecycle_steps::point_of_no_return(ctx));
-
-    if let Some(early) = super::boot_steps::bootloader_original_early(ctx) {
-        steps.push(early);
-    }
-    if let Some(early) = super::boot_steps::efi_target_first_early(ctx) {
-        steps.push(early);
-    }
-    // The BIOS boot partition keeps its core.img: until the boot loader is reinstalled at the
-    // end, the original disk boots the RAID through it. No zap: the replicated table below
-    // rewrites the GPT in place and keeps the MBR's boot code.
-    let bios_boot = ctx.layout.bios_boot;
-    // UEFI: bootloader-original made the ESP a copy that boots the RAID; it stays.
-    let esp_kept = ctx
-        .layout
-        .esp
-        .filter(|_| ctx.layout.profile == Profile::XenServerUefi);
-    let kept = |n: u32| Some(n) == bios_boot || Some(n) == esp_kept;
-    let wipe: Vec<Action> = src
-        .partitions
-        .iter()
-        .filter(|p| !kept(p.number))
-        .map(|p| run(&["wipefs", "--all", &src.partition_path(p.number)]))
-        .collect();
-    steps.push(step(
-        "wipe-original",
-        "erase the original's filesystems: their labels would collide with the arrays'",
-        src_w(),
-        wipe,
-        DoneCheck::Journal,
-    ));
-    steps.push(step(
-        "partition-original",
-        "copy the target's partition table to the original, with new GUIDs",
-        src_w(),
-        partition_commands(ctx, src, tgt),
-        DoneCheck::PartitionTable {
-            by_id: src.stable_path(),
-            partitions: ctx.partition_shapes(),
-        },
-    ));
-    let mut clear: Vec<Action> = ctx
-        .partition_shapes()
-        .iter()
-        .filter(|s| !kept(s.number))
-        .map(|s| run(&["wipefs", "--all", &src.partition_path(s.number)]))
-        .collect();
-    clear.push(run(&["udevadm", "settle"]));
-    steps.push(step(
-        "clear-original-signatures",
-        "no stale signature may sit under a new member",
-        src_w(),
-        clear,
-        DoneCheck::Journal,
-    ));
-    for array in &ctx.layout.arrays {
-        let member = src.partition_path(array.partition);
-        steps.push(step(
-            &format!("add-member-{}", array.role),
-            &format!(
-                "the original's partition {} joins {}; resync starts",
-                array.partition, array.device
-            ),
-            src_w(),
-            vec![run(&["mdadm", "--add", &array.device, &member])],
-            DoneCheck::ArrayMember {
-                uuid: array.uuid.clone(),
-                member,
-            },
-        ));
-    }
-
-    steps.push(super::boot_steps::bootloader_both(ctx));
-    steps.extend(super::boot_steps::efi_entries_both(ctx));
-    steps.push(super::lifecycle_steps::wait_sync(ctx));
-    steps
-}
-
-fn storage(ctx: &Ctx<'_>) -> Vec<Step> {
-    let (Some(name), Some(array)) = (
-        ctx.sr_name,
-        ctx.layout
-            .arrays
-            .iter()
-            .find(|a| a.content == Content::Storage),
-    ) else {
-        return Vec::new();
-    };
-    if !ctx.facts.has_tool("xe") {
-        return Vec::new();
-    }
-    vec![sr_create_step(
-        ctx.facts,
-        &array.device,
-        name,
-        vec![writes(ctx.src()), writes(ctx.target)],
-    )]
 }
