@@ -61,6 +61,8 @@ struct Scripted {
     events: RefCell<Vec<String>>,
     /// member → the md device holding it.
     holders: HashMap<String, String>,
+    /// Every array comes back read-auto (assembled at boot, not written since).
+    read_auto: bool,
 }
 
 fn key(check: &DoneCheck) -> String {
@@ -137,7 +139,10 @@ impl System for Scripted {
     fn resolve(&self, path: &str) -> Option<String> {
         Some(path.into())
     }
-    fn read_value(&self, _path: &str) -> Option<String> {
+    fn read_value(&self, path: &str) -> Option<String> {
+        if self.read_auto && path.ends_with("/array_state") {
+            return Some("read-auto".into());
+        }
         Some("200000".into())
     }
     fn write_value(&self, path: &str, value: &str) -> Result<(), ConvertError> {
@@ -601,4 +606,34 @@ fn coming_back_on_the_original_after_the_reboot_is_an_error_with_a_way_out() {
         err.contains("rollback") && err.contains("--retry-boot"),
         "{err}"
     );
+}
+
+/// A power cut during the made-anew arrays' first pass: at boot md assembles them read-auto
+/// and resumes no sync until a write. The end of the resumed run switches them to read-write.
+#[test]
+fn made_anew_arrays_found_read_auto_are_woken_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(lab_plan(), options());
+    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
+    for id in &ids {
+        if id == "finish" {
+            break;
+        }
+        journal.mark(id, StepStatus::Done, None);
+    }
+    let sys = Scripted {
+        read_auto: true,
+        ..Scripted::default()
+    };
+    sys.on_raid.set(true);
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    let woken: Vec<String> = sys
+        .commands
+        .borrow()
+        .iter()
+        .filter(|a| a.len() == 3 && a[0] == "mdadm" && a[1] == "--readwrite")
+        .map(|a| a[2].clone())
+        .collect();
+    assert_eq!(woken, vec!["/dev/md/backup", "/dev/md/sr"]);
 }

@@ -127,6 +127,29 @@ pub fn run_plan(
             _ => None,
         })
         .collect();
+    for device in &made_anew {
+        // After a power cut in its first pass, a made-anew array nothing mounts comes back
+        // read-auto, and md resumes no sync on it until a write: wake it.
+        let state = sys
+            .resolve(device)
+            .and_then(|md| {
+                sys.read_value(&format!(
+                    "/sys/block/{}/md/array_state",
+                    md.trim_start_matches("/dev/")
+                ))
+            })
+            .unwrap_or_default();
+        if state.trim() == "read-auto" {
+            match sys.run(&Command::new("mdadm", ["--readwrite", device.as_str()])) {
+                Ok(_) => say.say(&format!(
+                    "{device}: assembled read-auto at boot; switched to read-write so its first pass goes on"
+                )),
+                Err(e) => say.say(&format!(
+                    "{device}: could not switch it to read-write ({e}); `xenraid doctor --fix` does"
+                )),
+            }
+        }
+    }
     if !made_anew.is_empty() {
         say.say(&format!(
             "{}: everything written to them is on both disks; md's first pass over their never-written space runs on in the background (`xenraid status` shows it)",
