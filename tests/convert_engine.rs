@@ -65,6 +65,18 @@ struct Scripted {
     read_auto: bool,
 }
 
+/// Records every step up to and including `last` as done: a run resumed after that step.
+fn done_through(journal: &mut Journal, last: &str) {
+    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
+    for id in &ids {
+        journal.mark(id, StepStatus::Done, None);
+        if id == last {
+            return;
+        }
+    }
+    panic!("no step {last} in the plan");
+}
+
 fn key(check: &DoneCheck) -> String {
     serde_json::to_string(check).unwrap()
 }
@@ -291,13 +303,7 @@ fn a_member_lost_to_a_power_cut_is_added_again_on_resume() {
     let dir = tempfile::tempdir().unwrap();
     let store = JournalStore::new(dir.path().join("convert.json"));
     let mut journal = Journal::new(lab_plan(), options());
-    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
-    for id in &ids {
-        journal.mark(id, StepStatus::Done, None);
-        if id == "add-member-logs" {
-            break;
-        }
-    }
+    done_through(&mut journal, "add-member-logs");
     let sys = Scripted::default();
     sys.on_raid.set(true);
     run_plan(&sys, &store, &mut journal, &quiet).unwrap();
@@ -329,13 +335,7 @@ fn blank_arrays_are_made_anew_on_both_disks_after_the_rebuilds() {
     let dir = tempfile::tempdir().unwrap();
     let store = JournalStore::new(dir.path().join("convert.json"));
     let mut journal = Journal::new(lab_plan(), options());
-    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
-    for id in &ids {
-        journal.mark(id, StepStatus::Done, None);
-        if id == "bootloader-both" {
-            break;
-        }
-    }
+    done_through(&mut journal, "bootloader-both");
     let tgt = "/dev/disk/by-id/wwn-0x5000c500a0000002";
     let src = "/dev/disk/by-id/wwn-0x5000c500a0000001";
     let mut sys = Scripted::default();
@@ -615,13 +615,7 @@ fn made_anew_arrays_found_read_auto_are_woken_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let store = JournalStore::new(dir.path().join("convert.json"));
     let mut journal = Journal::new(lab_plan(), options());
-    let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
-    for id in &ids {
-        if id == "finish" {
-            break;
-        }
-        journal.mark(id, StepStatus::Done, None);
-    }
+    done_through(&mut journal, "create-sr");
     let sys = Scripted {
         read_auto: true,
         ..Scripted::default()

@@ -119,44 +119,41 @@ pub fn run_plan(
     restore_resync_speed(sys, store, journal, say)?;
     journal.state = JournalState::Complete;
     store.save(journal)?;
-    let made_anew: Vec<String> = journal
+    wake_made_anew_arrays(sys, journal, say);
+    Ok(Outcome::Complete)
+}
+
+/// The arrays made anew run their first pass in the background. After a power cut in it, one
+/// nothing mounts comes back read-auto, and md resumes no sync on it until a write: wake it.
+fn wake_made_anew_arrays(sys: &dyn System, journal: &Journal, say: &dyn Say) {
+    let made_anew: Vec<&String> = journal
         .plan_steps()
-        .filter(|s| s.id.starts_with("recreate-array-"))
-        .filter_map(|s| match s.actions.first() {
-            Some(Action::RecreateArray { device, .. }) => Some(device.clone()),
+        .flat_map(|s| &s.actions)
+        .filter_map(|a| match a {
+            Action::RecreateArray { device, .. } => Some(device),
             _ => None,
         })
         .collect();
     for device in &made_anew {
-        // After a power cut in its first pass, a made-anew array nothing mounts comes back
-        // read-auto, and md resumes no sync on it until a write: wake it.
-        let state = sys
-            .resolve(device)
-            .and_then(|md| {
-                sys.read_value(&format!(
-                    "/sys/block/{}/md/array_state",
-                    md.trim_start_matches("/dev/")
-                ))
-            })
-            .unwrap_or_default();
-        if state.trim() == "read-auto" {
-            match sys.run(&Command::new("mdadm", ["--readwrite", device.as_str()])) {
-                Ok(_) => say.say(&format!(
-                    "{device}: assembled read-auto at boot; switched to read-write so its first pass goes on"
-                )),
-                Err(e) => say.say(&format!(
-                    "{device}: could not switch it to read-write ({e}); `xenraid doctor --fix` does"
-                )),
-            }
+        if !super::progress::array_is_read_auto(sys, device) {
+            continue;
+        }
+        match sys.run(&Command::new("mdadm", ["--readwrite", device.as_str()])) {
+            Ok(_) => say.say(&format!(
+                "{device}: assembled read-auto at boot; switched to read-write so its first pass goes on"
+            )),
+            Err(e) => say.say(&format!(
+                "{device}: could not switch it to read-write ({e}); `mdadm --readwrite {device}` does"
+            )),
         }
     }
     if !made_anew.is_empty() {
+        let names: Vec<&str> = made_anew.iter().map(|d| d.as_str()).collect();
         say.say(&format!(
             "{}: everything written to them is on both disks; md's first pass over their never-written space runs on in the background (`xenraid status` shows it)",
-            made_anew.join(", ")
+            names.join(", ")
         ));
     }
-    Ok(Outcome::Complete)
 }
 
 fn phase_complete(journal: &Journal, id: &str) -> bool {

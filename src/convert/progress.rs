@@ -192,22 +192,25 @@ pub fn wait_sync(sys: &LiveSystem<'_>, devices: &[String]) -> Result<(), Convert
 /// forever: switch those to read-write, which md takes as the cue to recover.
 fn wake_read_auto(sys: &LiveSystem<'_>, devices: &[String]) -> Result<(), ConvertError> {
     for device in devices {
-        let Some(md) = sys.resolve(device) else {
-            continue;
-        };
-        let state = sys
-            .read_value(&format!(
-                "/sys/block/{}/md/array_state",
-                md.trim_start_matches("/dev/")
-            ))
-            .unwrap_or_default();
-        if is_read_auto(&state) && !sys.in_sync(device) {
+        if array_is_read_auto(sys, device) && !sys.in_sync(device) {
             tracing::info!("{device}: assembled read-auto at boot; switching it to read-write so its recovery starts");
             sys.runner
                 .run(&Command::new("mdadm", ["--readwrite", device.as_str()]))?;
         }
     }
     Ok(())
+}
+
+/// The array (by any path to it) runs `read-auto`: assembled at boot, not written since.
+pub(super) fn array_is_read_auto(sys: &dyn System, device: &str) -> bool {
+    sys.resolve(device)
+        .and_then(|md| {
+            sys.read_value(&format!(
+                "/sys/block/{}/md/array_state",
+                md.trim_start_matches("/dev/")
+            ))
+        })
+        .is_some_and(|state| is_read_auto(&state))
 }
 
 fn is_read_auto(array_state: &str) -> bool {

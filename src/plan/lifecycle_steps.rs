@@ -164,7 +164,6 @@ fn disk_serial_check(disk: &Disk) -> Option<DoneCheck> {
     })
 }
 
-/// Phase 2, after the members are added: full redundancy before anything claims it.
 /// The last step: the resume unit goes; the journal stays as the record of what was done.
 pub(super) fn finish() -> Step {
     step(
