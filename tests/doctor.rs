@@ -468,6 +468,30 @@ fn a_read_auto_array_with_a_waiting_member_fails_and_fix_wakes_it() {
 }
 
 #[test]
+fn a_read_auto_array_with_its_first_sync_pending_fails_and_fix_wakes_it() {
+    // md120 as a reboot during a new array's first pass leaves it: both members in sync as
+    // far as md knows, assembled read-auto, the resync pending until the first write.
+    let (_dir, root) = healthy();
+    write(&root, "/sys/block/md120/md/array_state", "read-auto\n");
+    write(&root, "/sys/block/md120/md/resync_start", "2048\n");
+    let r = report(&root);
+    let c = find(&r, "recovery");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.seen.contains("md120"), "{}", c.seen);
+    assert_eq!(argvs(&r), ["mdadm --readwrite /dev/md120"]);
+}
+
+#[test]
+fn a_read_auto_array_in_sync_is_left_alone() {
+    // Every array assembled at boot and not yet written is read-auto: alone, that is normal.
+    let (_dir, root) = healthy();
+    write(&root, "/sys/block/md120/md/array_state", "read-auto\n");
+    let r = report(&root);
+    assert_eq!(find(&r, "recovery").status, Status::Pass);
+    assert!(argvs(&r).is_empty(), "{:?}", argvs(&r));
+}
+
+#[test]
 fn a_missing_dracut_conf_fails_and_fix_writes_it() {
     let (_dir, root) = healthy();
     write(

@@ -27,6 +27,7 @@ fn mirror(name: &str) -> ArrayHealth {
         sync_action: "idle".into(),
         sync: None,
         sync_delayed: false,
+        resync_pending: false,
         bitmap: Some("+8".into()),
         mismatch_sectors: Some(0),
         metadata: Some("1.2".into()),
@@ -170,4 +171,16 @@ fn the_worst_problem_decides() {
     assert_eq!(v.severity, Severity::Critical);
     assert_eq!(v.problems.len(), 2);
     assert_eq!(v.problems[0].severity, Severity::Critical);
+}
+
+#[test]
+fn a_first_sync_held_back_by_read_auto_is_a_warning_with_the_way_to_start_it() {
+    let mut a = mirror("sr");
+    a.state = "read-auto".into();
+    a.resync_pending = true;
+    let v = judge(&[a, mirror("root")], &disks(), true);
+    assert_eq!(v.severity, Severity::Warning);
+    assert!(v.summary.contains("resync pending"), "{}", v.summary);
+    let fix = v.problems[0].fix.as_deref().unwrap_or_default();
+    assert!(fix.contains("mdadm --readwrite /dev/md2"), "{fix}");
 }

@@ -3,6 +3,9 @@
 //! the middle of a rebuild, an array nothing writes (XenServer's backup root partition, swap
 //! before it is used) stays degraded with its new member waiting, for months. The crash
 //! matrix found this; `convert` now wakes such arrays, and doctor finds them anywhere else.
+//! The same holds for a whole array's first sync: a new array (convert makes the SR and backup
+//! arrays anew) rebooted before its first pass ended comes back read-auto with that pass
+//! pending, and never-written space stays unchecked until something writes to the array.
 
 use crate::health::md_sysfs::{ArrayHealth, MemberRole};
 
@@ -11,14 +14,14 @@ use super::facts::DoctorFacts;
 
 pub const NAME: &str = "recovery";
 
-/// Degraded, read-auto, nothing syncing, and a member that could fill the hole.
+/// Read-auto, nothing syncing, and either a member that could fill a hole or a pending
+/// resync: md starts neither until the array is written.
 pub fn stalled(a: &ArrayHealth) -> bool {
-    a.missing > 0
-        && a.state == "read-auto"
-        && a.sync_action == "idle"
+    let member_waits = a.missing > 0
         && a.members
             .iter()
-            .any(|m| matches!(m.role, MemberRole::Spare | MemberRole::Rebuilding))
+            .any(|m| matches!(m.role, MemberRole::Spare | MemberRole::Rebuilding));
+    a.state == "read-auto" && a.sync.is_none() && (member_waits || a.resync_pending)
 }
 
 pub fn check(facts: &DoctorFacts) -> Check {
@@ -33,7 +36,7 @@ pub fn check(facts: &DoctorFacts) -> Check {
             name: NAME.into(),
             subject: None,
             status: Status::Pass,
-            seen: "no degraded array is waiting for a write to start its rebuild".into(),
+            seen: "no array is waiting for a write to start its rebuild or resync".into(),
             fix: None,
         };
     }
@@ -42,7 +45,7 @@ pub fn check(facts: &DoctorFacts) -> Check {
         subject: None,
         status: Status::Fail,
         seen: format!(
-            "{} degraded and read-auto with a member waiting: md starts no rebuild until the array is written",
+            "{} read-auto with a rebuild or resync waiting: md starts neither until the array is written",
             stalled.join(", ")
         ),
         fix: Some(

@@ -23,6 +23,9 @@ pub struct ArrayHealth {
     pub sync: Option<SyncState>,
     /// A resync/recovery/check is due but waits: md runs one at a time per physical disk.
     pub sync_delayed: bool,
+    /// A read-auto array whose resync waits for its first write (`resync_start` is not
+    /// `none`): md starts no sync on an array assembled at boot until something writes to it.
+    pub resync_pending: bool,
     /// The write-intent bitmap, `internal, 65536 KiB chunk` (or `file, …`); None when there is none.
     pub bitmap: Option<String>,
     /// Sectors found to differ by the last check or repair.
@@ -189,6 +192,9 @@ fn read_array(
                 .filter(|s| *s > 0)
                 .map(|s| total.saturating_sub(done) / 2 / s),
         });
+    // Only a read-auto array can hold a resync back; one more read for those alone.
+    let resync_pending = state == "read-auto"
+        && read(src, &format!("{md}/resync_start")).is_some_and(|s| s != "none");
     let bitmap = match hint {
         Some(h) => h.bitmap.as_deref().map(bitmap_from_mdstat),
         None => bitmap_from_sysfs(src, &md),
@@ -227,6 +233,7 @@ fn read_array(
         sync_action,
         sync,
         sync_delayed,
+        resync_pending,
         bitmap,
         mismatch_sectors: number(src, &format!("{md}/mismatch_cnt")),
         // mdstat prints no `super` for 0.90, the one format without a version word.

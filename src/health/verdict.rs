@@ -148,6 +148,15 @@ fn array_problems(a: &ArrayHealth) -> Vec<Problem> {
                 "`xenraid replace` names the disk to pull and rebuilds onto the new one".into()
             }),
         );
+    } else if a.resync_pending && a.sync.is_none() {
+        add(
+            Severity::Warning,
+            "resync pending: read-auto since boot, md starts it at the first write".into(),
+            Some(format!(
+                "mdadm --readwrite /dev/{} (or `xenraid doctor --fix`)",
+                a.device
+            )),
+        );
     } else if a.sync_action != "idle" && a.sync_action != "frozen" {
         let pct = a
             .sync
