@@ -160,6 +160,25 @@ pub(super) fn assert_converted_as(
     a: &Disk,
     want: &Expect,
 ) -> Result<()> {
+    assert_converted_with(vm, image, a, want, BootOrderSeen::Live)
+}
+
+/// Where a UEFI run's BootOrder is judged. OVMF rewrites BootOrder from QEMU's `bootindex`
+/// list at every boot (real firmware that honours BootOrder keeps it): after a power cut that
+/// came when xenraid had already set the order, the order xenraid left is in the variable
+/// store frozen at the cut, not in the one the replay's boot rewrote.
+pub(super) enum BootOrderSeen<'a> {
+    Live,
+    Frozen(&'a std::path::Path),
+}
+
+pub(super) fn assert_converted_with(
+    vm: &mut Vm,
+    image: &Image,
+    a: &Disk,
+    want: &Expect,
+    boot_order: BootOrderSeen<'_>,
+) -> Result<()> {
     assert_on_raid_as(vm, "after the automatic resume", want.root)?;
     let status = vm.run_status("systemctl status xenraid-resume.service --no-pager; journalctl -b -u xenraid-resume --no-pager | tail -40", MIN)?;
     let journal = vm.run("cat /var/lib/xenraid/convert.json", MIN)?.stdout;
@@ -195,7 +214,10 @@ pub(super) fn assert_converted_as(
     )
     .context("the resume unit must be gone after the finish")?;
     if image.is_uefi() {
-        assert_boot_order_starts_with_both(vm)?;
+        match boot_order {
+            BootOrderSeen::Live => assert_boot_order_starts_with_both(vm)?,
+            BootOrderSeen::Frozen(store) => assert_frozen_boot_order_starts_with_both(store)?,
+        }
     }
     let table = vm.run(&format!("sgdisk -p {}", a.by_id()), MIN)?.stdout;
     ensure!(
@@ -377,12 +399,31 @@ fn assert_boot_order_starts_with_both(vm: &mut Vm) -> Result<()> {
     };
     let first: Vec<String> = order.iter().take(2).map(|n| label(n)).collect();
     ensure!(
-        first.len() == 2
-            && first[0].ends_with("(xenraid XRLAB-TGT0)")
-            && first[1].ends_with("(xenraid XRLAB-SYS0)"),
+        starts_with_both_entries(&first),
         "BootOrder should start with both xenraid entries, is {first:?}:\n{out}"
     );
     eprintln!("[convert]   BootOrder: {}", first.join(", "));
+    Ok(())
+}
+
+fn starts_with_both_entries(first: &[String]) -> bool {
+    first.len() == 2
+        && first[0].ends_with("(xenraid XRLAB-TGT0)")
+        && first[1].ends_with("(xenraid XRLAB-SYS0)")
+}
+
+/// The same, read from a variable store file.
+fn assert_frozen_boot_order_starts_with_both(store: &std::path::Path) -> Result<()> {
+    let order = crate::efivars::boot_order_of_file(store)?;
+    let first: Vec<String> = order.iter().take(2).map(|(_, d)| d.clone()).collect();
+    ensure!(
+        starts_with_both_entries(&first),
+        "BootOrder in the store frozen at the power cut should start with both xenraid entries, is {order:?}"
+    );
+    eprintln!(
+        "[convert]   BootOrder (frozen at the cut): {}",
+        first.join(", ")
+    );
     Ok(())
 }
 

@@ -11,7 +11,8 @@
 //! per boundary instead of a conversion per boundary.
 
 use super::convert::{
-    assert_converted_as, pair_of, Expect, Pair, DEBIAN, WRITE_MARKERS, XCPNG8, XS65, XS7,
+    assert_converted_as, assert_converted_with, pair_of, BootOrderSeen, Expect, Pair, DEBIAN,
+    WRITE_MARKERS, XCPNG8, XS65, XS7,
 };
 use super::xenraid::{install, GUEST_BIN};
 use super::Ctx;
@@ -120,6 +121,10 @@ fn crash_matrix_as(ctx: &mut Ctx, want: &'static Expect) -> Result<()> {
         .map(|v| v.split(',').map(str::to_string).collect());
     // Phase 2 first: its replays are the short ones and its steps are the ones that touch
     // the original disk, so a stopped run has covered what matters most.
+    let boot_order_at = boundaries
+        .iter()
+        .find(|b| b.step == "boot-order")
+        .map(|b| b.index);
     let mut queue: Vec<Boundary> = boundaries
         .into_iter()
         .filter(|b| only.as_ref().is_none_or(|o| o.contains(&b.step)))
@@ -141,7 +146,8 @@ fn crash_matrix_as(ctx: &mut Ctx, want: &'static Expect) -> Result<()> {
                     return;
                 };
                 let t = Instant::now();
-                let outcome = replay(shared, &p, &b, want);
+                let boot_order_set = boot_order_at.is_some_and(|at| at < b.index);
+                let outcome = replay(shared, &p, &b, want, boot_order_set);
                 let took = t.elapsed();
                 let line = match &outcome {
                     Ok(how) => format!("converted ({how})"),
@@ -342,7 +348,14 @@ fn record(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<Vec<Boundary>> {
 /// Boots the disks as the power cut left them (through fresh overlays, the snapshot stays
 /// intact) and recovers: the resume unit on a RAID boot, `resume` (or `resume --retry-boot`,
 /// when xenraid says the RAID boot did not happen) on the original.
-fn replay(ctx: &Ctx, p: &Pair, b: &Boundary, want: &Expect) -> Result<String> {
+/// `boot_order_set`: xenraid's `boot-order` step ran before this power cut.
+fn replay(
+    ctx: &Ctx,
+    p: &Pair,
+    b: &Boundary,
+    want: &Expect,
+    boot_order_set: bool,
+) -> Result<String> {
     let mut disks = Vec::new();
     for (name, (frozen, like)) in ["a", "b"].iter().zip(b.disks.iter().zip([&p.a, &p.b])) {
         let path = ctx.dir.join(format!("replay-{name}-{:02}.qcow2", b.index));
@@ -358,7 +371,7 @@ fn replay(ctx: &Ctx, p: &Pair, b: &Boundary, want: &Expect) -> Result<String> {
         }
         None => None,
     };
-    let result = recover(ctx, p, b, &disks, vars.as_deref(), want);
+    let result = recover(ctx, p, b, &disks, vars.as_deref(), want, boot_order_set);
     if result.is_ok() && std::env::var_os("XENRAID_LAB_KEEP").is_none() {
         for d in &disks {
             let _ = std::fs::remove_file(&d.path);
@@ -374,6 +387,7 @@ fn recover(
     disks: &[Disk],
     vars: Option<&std::path::Path>,
     want: &Expect,
+    boot_order_set: bool,
 ) -> Result<String> {
     let name = format!("crash-{:02}-{}", b.index, b.step);
     let both = [&disks[0], &disks[1]];
@@ -408,7 +422,12 @@ fn recover(
     }
     vm.run(&WAIT_COMPLETE.replace("UNIT_FAILED", UNIT_FAILED), 61 * MIN)
         .context("the resume unit did not complete the conversion")?;
-    assert_converted_as(&mut vm, &p.image, &disks[0], want)?;
+    // xenraid's `boot-order` ran before the cut: the replay's own boot let OVMF rewrite it.
+    let seen = match (&b.uefi_vars, boot_order_set) {
+        (Some(frozen), true) => BootOrderSeen::Frozen(frozen),
+        _ => BootOrderSeen::Live,
+    };
+    assert_converted_with(&mut vm, &p.image, &disks[0], want, seen)?;
     if want.sr.is_some() {
         let creates = vm
             .run("grep -c ' sr-create ' /var/log/xe-standin.log", MIN)?

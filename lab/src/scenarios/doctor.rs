@@ -1,6 +1,7 @@
 //! Issue 6's `doctor` on a converted xs7-bios guest: healthy, it passes every check; then
 //! each invariant is broken for real — the initramfs rebuilt without mdadm.conf, GRUB's boot
-//! code wiped from disk B, the root array's bitmap removed — and doctor must name it (exit 4)
+//! code wiped from disk B, the root array's bitmap removed, md/backup's first sync held back
+//! by read-auto — and doctor must name it (exit 4)
 //! and `--fix` must repair it (exit 0 after). Last, disk B alone must boot: the repaired boot
 //! code is real.
 
@@ -14,6 +15,25 @@ use anyhow::{ensure, Context, Result};
 use std::time::Duration;
 
 const MIN: Duration = Duration::from_secs(60);
+
+/// What a reboot during a made-anew array's first pass leaves (convert makes md/backup anew):
+/// md's resync point saved short of the end (set through sysfs while the sync is frozen), the
+/// array assembled again by udev's incremental path read-auto, as at boot, where md starts no
+/// sync until the first write. md/backup is never mounted, so nothing ever writes it.
+const FIRST_SYNC_HELD_BACK: &str = r#"set -e
+md=$(basename "$(readlink -f /dev/md/backup)")
+members=$(ls -d /sys/block/$md/md/dev-* | sed 's|.*/dev-|/dev/|')
+echo frozen > /sys/block/$md/md/sync_action
+echo 0 > /sys/block/$md/md/resync_start
+mdadm --stop /dev/$md
+echo 1 > /sys/module/md_mod/parameters/start_ro
+for m in $members; do mdadm --incremental "$m"; done
+udevadm settle
+md=$(basename "$(readlink -f /dev/md/backup)")
+cat /proc/mdstat
+test "$(cat /sys/block/$md/md/array_state)" = read-auto
+test "$(cat /sys/block/$md/md/resync_start)" != none
+"#;
 
 /// Runs doctor; returns its exit status and output.
 fn doctor(vm: &mut Vm, args: &str) -> Result<(i32, String)> {
@@ -73,6 +93,12 @@ pub fn doctor_scenario(ctx: &mut Ctx) -> Result<()> {
             "the root array's write-intent bitmap removed",
             "mdadm --grow --bitmap=none /dev/md/root",
             "bitmap",
+        )?;
+        break_and_fix(
+            &mut vm,
+            "md/backup's first sync held back: reassembled read-auto with its resync pending",
+            FIRST_SYNC_HELD_BACK,
+            "recovery",
         )?;
         vm.shutdown(5 * MIN)
     })?;
