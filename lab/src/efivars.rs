@@ -81,9 +81,8 @@ fn variables(d: &[u8]) -> Result<Vec<Variable<'_>>> {
 fn live<'a>(vars: &'a [Variable<'a>], name: &str) -> Option<&'a [u8]> {
     let copies = || vars.iter().filter(|v| v.name == name);
     copies()
-        .filter(|v| v.state == VAR_ADDED)
-        .last()
-        .or_else(|| copies().filter(|v| v.state == VAR_IN_TRANSITION).last())
+        .rfind(|v| v.state == VAR_ADDED)
+        .or_else(|| copies().rfind(|v| v.state == VAR_IN_TRANSITION))
         .map(|v| v.data)
 }
 
@@ -131,7 +130,7 @@ mod tests {
         store.extend(h);
         store.extend(name);
         store.extend(data);
-        while store.len() % 4 != 0 {
+        while !store.len().is_multiple_of(4) {
             store.push(0xff);
         }
     }
