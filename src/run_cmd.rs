@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 use serde_json::json;
 
-use xenraid::convert::journal::{JournalState, StepStatus};
+use xenraid::convert::journal::JournalState;
 use xenraid::convert::progress::ProgressStyle;
 use xenraid::convert::rollback::rollback as roll_back;
 use xenraid::convert::system::LiveSystem;
@@ -198,9 +198,7 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
         journal.options.stop_before = None;
     }
     if args.retry_boot {
-        for id in ["boot-once", "reboot"] {
-            journal.mark(id, StepStatus::Pending, Some("retried by hand"));
-        }
+        journal.retry_boot();
     }
     drive(&store, &mut journal, args.json, RESUME, |j, s| {
         run_plan(&live(args.json), &store, j, s)

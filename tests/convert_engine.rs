@@ -608,6 +608,50 @@ fn coming_back_on_the_original_after_the_reboot_is_an_error_with_a_way_out() {
     );
 }
 
+/// A RAID boot cut short (power cut before the point of no return) comes back on the
+/// original: the one-shot was spent by that boot, while the boot config still names the RAID
+/// entry. `resume --retry-boot` must arm the one-shot again before it reboots (the crash
+/// matrix found xs65 rebooting into the original for ever).
+#[test]
+fn a_retried_boot_arms_the_one_shot_again_on_every_profile() {
+    for (profile, arm) in [
+        ("xs65-bios", "extlinux --once=xenraid-raid1 /boot"),
+        ("xs7-bios", "grub-editenv"),
+        ("xcpng8-uefi", "efibootmgr --bootnext"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JournalStore::new(dir.path().join("convert.json"));
+        let mut journal = Journal::new(lab_plan_of(profile), options());
+        done_through(&mut journal, "reboot");
+        journal.retry_boot();
+        // What the spent one-shot leaves: the edited config still holds the RAID entry.
+        let boot_once = journal
+            .plan_steps()
+            .find(|s| s.id == "boot-once")
+            .expect("a boot-once step")
+            .clone();
+        let sys = Scripted {
+            already: [key(&boot_once.done_check)]
+                .into_iter()
+                .filter(|k| !k.contains("grubenv"))
+                .collect(),
+            ..Scripted::default()
+        };
+        assert_eq!(
+            run_plan(&sys, &store, &mut journal, &quiet).unwrap(),
+            Outcome::Rebooting,
+            "{profile}"
+        );
+        let ran: Vec<String> = sys.commands.borrow().iter().map(|a| a.join(" ")).collect();
+        let armed = ran.iter().position(|c| c.contains(arm));
+        let rebooted = ran.iter().position(|c| c == "systemctl reboot");
+        assert!(
+            armed.is_some() && armed < rebooted,
+            "{profile}: {arm} before the reboot, ran {ran:#?}"
+        );
+    }
+}
+
 /// A power cut during the made-anew arrays' first pass: at boot md assembles them read-auto
 /// and resumes no sync until a write. The end of the resumed run switches them to read-write.
 #[test]

@@ -146,6 +146,14 @@ impl Journal {
         self.status(id) == StepStatus::Done
     }
 
+    /// `resume --retry-boot`: the RAID boot did not come up (or was cut short), so the
+    /// one-shot boot entry is armed again and the machine rebooted once more.
+    pub fn retry_boot(&mut self) {
+        for id in ["boot-once", "reboot"] {
+            self.mark(id, StepStatus::Pending, Some("retried by hand"));
+        }
+    }
+
     pub fn mark(&mut self, id: &str, status: StepStatus, note: Option<&str>) {
         if let Some(r) = self.steps.iter_mut().find(|r| r.id == id) {
             r.status = status;
