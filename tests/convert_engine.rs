@@ -649,6 +649,15 @@ fn a_retried_boot_arms_the_one_shot_again_on_every_profile() {
             armed.is_some() && armed < rebooted,
             "{profile}: {arm} before the reboot, ran {ran:#?}"
         );
+        // The copy mounted again for the one-shot is released again before the reboot.
+        let unmounted = ran
+            .iter()
+            .rposition(|c| c.starts_with("umount --recursive"));
+        let mounted = ran.iter().rposition(|c| c.starts_with("mount "));
+        assert!(
+            mounted.is_none() || (mounted < unmounted && unmounted < rebooted),
+            "{profile}: mounted again, so unmounted before the reboot: {ran:#?}"
+        );
     }
 }
 

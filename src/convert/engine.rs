@@ -50,10 +50,12 @@ pub fn run_plan(
             // A reboot can undo three kinds of step: mounts, members added to an array but
             // not yet in sync (after a power cut md assembles the array without them), and
             // BootOrder (firmware may reorder it at boot: OVMF does, from QEMU's boot order).
-            // Such a step runs again while its phase is unfinished and its effect is gone.
+            // Such a step runs again while its phase is unfinished and its effect is gone; so
+            // does the unmount after mounts that ran again (`resume --retry-boot`).
             let transient = matches!(
                 step.done_check,
                 DoneCheck::Mounted { .. }
+                    | DoneCheck::Unmounted { .. }
                     | DoneCheck::ArrayMember { .. }
                     | DoneCheck::EfiBootOrderFirst { .. }
             ) && !phase_complete(journal, &step.id);
