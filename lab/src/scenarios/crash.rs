@@ -283,6 +283,10 @@ fn record(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<Vec<Boundary>> {
     vm.put_text(HOOK, HOOK_SCRIPT)?;
     vm.put_text("/etc/systemd/system.conf.d/xenraid-lab-hook.conf", HOOK_ENV)?;
     vm.run(&format!("chmod 755 {HOOK}"), MIN)?;
+    // On a real host xenraid was installed long before: make it (and the markers) durable,
+    // or a cut before the first step — whose end is xenraid's first `sync` — leaves a
+    // zero-length binary that "resumes" by doing nothing (found replaying boundary 0).
+    vm.run("sync", MIN)?;
     let sr_name = if want.sr.is_some() {
         "--sr-name 'Local storage'"
     } else {
