@@ -684,3 +684,43 @@ fn made_anew_arrays_found_read_auto_are_woken_at_the_end() {
         .collect();
     assert_eq!(woken, vec!["/dev/md/backup", "/dev/md/sr"]);
 }
+
+/// XenServer 6.5: gptmbr.bin boots the partition flagged legacy-BIOS-bootable and never
+/// falls back to another disk once it runs. From the point of no return until the original's
+/// root member is in sync its root partition holds an erased filesystem or a rebuild, so the
+/// flag stays off there (gptmbr.bin then calls INT 18h: the BIOS boots the target) — also
+/// after the replicated table brought the target's flag over. The crash matrix found the
+/// original's extlinux stuck after a power cut that followed wipe-original.
+#[test]
+fn xs65_keeps_the_original_unbootable_until_its_root_member_is_in_sync() {
+    let plan = lab_plan_of("xs65-bios");
+    let steps: Vec<&xenraid::plan::Step> = plan.phases.iter().flat_map(|p| &p.steps).collect();
+    let at = |id: &str| steps.iter().position(|s| s.id == id).expect(id);
+    let argvs = |id: &str| -> Vec<String> {
+        steps[at(id)]
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Run { argv } => Some(argv.join(" ")),
+                _ => None,
+            })
+            .collect()
+    };
+    let clear = format!("sgdisk --attributes=1:clear:2 {SYSTEM}");
+    let set = format!("sgdisk --attributes=1:set:2 {SYSTEM}");
+    assert!(at("point-of-no-return") < at("bootloader-original"));
+    assert!(at("bootloader-original") < at("wipe-original"));
+    assert_eq!(argvs("bootloader-original"), [clear.clone()]);
+    let partition = argvs("partition-original");
+    assert!(partition[0].starts_with("sgdisk --replicate"));
+    assert_eq!(partition.last(), Some(&clear));
+    // Cut between the replica and the clear: the table alone must not say "done".
+    assert_eq!(
+        steps[at("partition-original")].done_check,
+        DoneCheck::Journal
+    );
+    assert!(!argvs("bootloader-both").contains(&set));
+    assert!(argvs("bootloader-both").contains(&format!("sgdisk --attributes=1:set:2 {TARGET}")));
+    assert!(at("wait-resync") < at("boot-original"));
+    assert_eq!(argvs("boot-original"), [set]);
+}
