@@ -710,7 +710,7 @@ fn xs65_keeps_the_original_unbootable_until_its_root_member_is_in_sync() {
     let set = format!("sgdisk --attributes=1:set:2 {SYSTEM}");
     assert!(at("point-of-no-return") < at("bootloader-original"));
     assert!(at("bootloader-original") < at("wipe-original"));
-    assert_eq!(argvs("bootloader-original"), std::slice::from_ref(&clear));
+    assert_eq!(argvs("bootloader-original"), [clear.clone()]);
     let partition = argvs("partition-original");
     assert!(partition[0].starts_with("sgdisk --replicate"));
     assert_eq!(partition.last(), Some(&clear));
