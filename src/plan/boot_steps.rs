@@ -1,6 +1,6 @@
 //! Boot loader and initramfs steps, per profile.
 
-use crate::host::{Disk, HostFacts, InitramfsTool};
+use crate::host::{HostFacts, InitramfsTool};
 
 use super::edits::*;
 use super::model::*;
@@ -294,9 +294,12 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
                     "count=1",
                     "conv=notrunc",
                 ]));
+                actions.push(run(&[
+                    "sgdisk",
+                    "--attributes=1:set:2",
+                    &disk.stable_path(),
+                ]));
             }
-            // The original's flag waits for its root member's rebuild (`boot-original`).
-            actions.push(legacy_bootable(ctx, tgt, true));
         }
         _ => {
             let install = ctx.tool(&["grub-install", "grub2-install"]);
@@ -316,35 +319,6 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
     )
 }
 
-/// extlinux hosts: gptmbr.bin boots the disk's partition flagged legacy-BIOS-bootable; with
-/// none flagged it prints "Missing OS" and calls INT 18h, and the BIOS tries its next disk.
-/// While the original's root partition holds anything but an in-sync copy of the RAID's (its
-/// old, erased filesystem, then a rebuild in progress), the flag stays off: a power cut then
-/// boots the target. Set, the disk boots on its own.
-pub(super) fn legacy_bootable(ctx: &Ctx<'_>, disk: &Disk, on: bool) -> Action {
-    let root = ctx.root_array().map_or(1, |a| a.partition);
-    let how = if on { "set" } else { "clear" };
-    run(&[
-        "sgdisk",
-        &format!("--attributes={root}:{how}:2"),
-        &disk.stable_path(),
-    ])
-}
-
-/// XenServer 6.5: the original disk boots on its own again once its root member is in sync
-/// (see `legacy_bootable`).
-pub(super) fn boot_original_after_rebuild(ctx: &Ctx<'_>) -> Option<Step> {
-    (ctx.layout.profile == Profile::XenServer65).then(|| {
-        step(
-            "boot-original",
-            "the original disk boots on its own again: its root member is in sync",
-            vec![writes(ctx.src())],
-            vec![legacy_bootable(ctx, ctx.src(), true)],
-            DoneCheck::Journal,
-        )
-    })
-}
-
 /// GRUB BIOS hosts: the original disk is the one the firmware boots, and the one-shot entry
 /// is spent. Before its filesystems go, its boot loader is pointed at the RAID, so a crash at
 /// any later instant still boots the RAID (and resumes) from whichever disk the firmware picks.
@@ -359,15 +333,6 @@ pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
             "the original disk's ESP boots the RAID from now on, before its filesystems are erased",
             vec![writes(ctx.src())],
             esp_copy_actions(ctx, esp),
-            DoneCheck::Journal,
-        ));
-    }
-    if ctx.layout.profile == Profile::XenServer65 {
-        return Some(step(
-            "bootloader-original",
-            "the original disk hands the boot to the target until its root member is in sync: with no legacy-BIOS-bootable partition its gptmbr.bin calls INT 18h and the BIOS boots the next disk, the RAID",
-            vec![writes(ctx.src())],
-            vec![legacy_bootable(ctx, ctx.src(), false)],
             DoneCheck::Journal,
         ));
     }

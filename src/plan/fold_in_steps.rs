@@ -42,23 +42,15 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         wipe,
         DoneCheck::Journal,
     ));
-    let mut partition = partition_commands(ctx, src, tgt);
-    let mut partitioned = DoneCheck::PartitionTable {
-        by_id: src.stable_path(),
-        partitions: ctx.partition_shapes(),
-    };
-    if ctx.layout.profile == Profile::XenServer65 {
-        // The replica carries the target's legacy-BIOS-bootable flag: cleared again at once,
-        // and the step re-runs whole after a cut (the table alone proves nothing of the flag).
-        partition.push(super::boot_steps::legacy_bootable(ctx, src, false));
-        partitioned = DoneCheck::Journal;
-    }
     steps.push(step(
         "partition-original",
         "copy the target's partition table to the original, with new GUIDs",
         src_w(),
-        partition,
-        partitioned,
+        partition_commands(ctx, src, tgt),
+        DoneCheck::PartitionTable {
+            by_id: src.stable_path(),
+            partitions: ctx.partition_shapes(),
+        },
     ));
     let mut clear: Vec<Action> = ctx
         .partition_shapes()
@@ -101,7 +93,6 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     steps.push(super::shared::wait_resync_step(
         with_data.iter().map(|a| a.device.clone()).collect(),
     ));
-    steps.extend(super::boot_steps::boot_original_after_rebuild(ctx));
     // After the rebuilds above: md syncs one array at a time per disk, and the arrays holding
     // data come first.
     for array in blank {
