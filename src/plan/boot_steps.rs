@@ -3,6 +3,7 @@
 use crate::host::{HostFacts, InitramfsTool};
 
 use super::edits::*;
+use super::layout::Layout;
 use super::model::*;
 use super::steps::{in_new_root, run, run_owned, step, writes, Ctx, NEW_ROOT};
 
@@ -97,7 +98,8 @@ pub(super) fn bootloader_target(ctx: &Ctx<'_>) -> Vec<Step> {
                 "count=1",
                 "conv=notrunc",
             ]));
-            actions.push(run(&["sgdisk", "--attributes=1:set:2", &tgt.stable_path()]));
+            let flag = format!("--attributes={}:set:2", root_partition(ctx));
+            actions.push(run(&["sgdisk", &flag, &tgt.stable_path()]));
         }
         _ => {
             let install = ctx.tool(&["grub-install", "grub2-install"]);
@@ -285,6 +287,7 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
         (Profile::XenServer65, _) => {
             let gptmbr = gptmbr_path(ctx);
             actions.push(run(&["extlinux", "--raid", "--install", "/boot"]));
+            let root = root_partition(ctx);
             for disk in [src, tgt] {
                 actions.push(run(&[
                     "dd",
@@ -294,11 +297,19 @@ pub(super) fn bootloader_both(ctx: &Ctx<'_>) -> Step {
                     "count=1",
                     "conv=notrunc",
                 ]));
-                actions.push(run(&[
-                    "sgdisk",
-                    "--attributes=1:set:2",
-                    &disk.stable_path(),
-                ]));
+                let mut flags = vec!["sgdisk".to_string(), format!("--attributes={root}:set:2")];
+                let interim = interim_boot_partition(ctx).filter(|_| disk.name == src.name);
+                if let Some(interim) = interim {
+                    // One sgdisk run: gptmbr.bin boots the first flagged partition, so the
+                    // original's flag moves from the interim copy to root in one write.
+                    flags.push(format!("--attributes={interim}:clear:2"));
+                }
+                flags.push(disk.stable_path());
+                actions.push(run_owned(flags));
+                if let Some(interim) = interim {
+                    // Nothing boots it any more; recreate-array-* makes it a member next.
+                    actions.push(run(&["wipefs", "--all", &src.partition_path(interim)]));
+                }
             }
         }
         _ => {
@@ -336,6 +347,9 @@ pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
             DoneCheck::Journal,
         ));
     }
+    if let Some(interim) = interim_boot_partition(ctx) {
+        return Some(interim_boot_step(ctx, interim));
+    }
     if !matches!(
         ctx.layout.profile,
         Profile::XenServer7Bios | Profile::PlainGrub2
@@ -353,6 +367,82 @@ pub(super) fn bootloader_original_early(ctx: &Ctx<'_>) -> Option<Step> {
         DoneCheck::Journal,
     ))
 }
+
+/// XenServer 6.5: the partition the original disk boots the RAID from between the point of no
+/// return and the end of its root member's rebuild (its backup partition, which holds nothing
+/// until it is made anew after that rebuild).
+///
+/// gptmbr.bin starts the first partition flagged legacy-BIOS-bootable, and the BIOS boots one
+/// disk: SeaBIOS, like most, never tries the second after gptmbr.bin gives up (INT 18h). In
+/// that window the original's root partition holds nothing extlinux can read (its filesystem
+/// erased, then half rebuilt from the target's), so a power cut there hung at the original's
+/// extlinux (crash matrix, xs65). GRUB profiles need none: core.img sits outside md.
+pub(crate) fn interim_boot_partition(ctx: &Ctx<'_>) -> Option<u32> {
+    interim_boot_array(ctx.layout).map(|a| a.partition)
+}
+
+pub(crate) fn interim_boot_array<'a>(layout: &'a Layout<'_>) -> Option<&'a ArraySpec> {
+    if layout.profile != Profile::XenServer65 {
+        return None;
+    }
+    layout
+        .arrays
+        .iter()
+        .find(|a| a.content == Content::Unused && a.role != "root")
+}
+
+/// extlinux's partition: the one holding /boot (root on every 6.5 host).
+fn root_partition(ctx: &Ctx<'_>) -> u32 {
+    ctx.root_array().map_or(1, |a| a.partition)
+}
+
+/// The sgdisk arguments that make gptmbr.bin start the interim copy instead of root.
+pub(super) fn interim_boot_flags(ctx: &Ctx<'_>) -> Option<[String; 2]> {
+    let interim = interim_boot_partition(ctx)?;
+    Some([
+        format!("--attributes={}:clear:2", root_partition(ctx)),
+        format!("--attributes={interim}:set:2"),
+    ])
+}
+
+/// XenServer 6.5: a copy of the running /boot (the RAID's kernel, initrd and extlinux.conf,
+/// whose default entry boots the RAID root) on the original disk's interim partition, with
+/// its own extlinux, and the original disk's flag moved to it. Until the last action the
+/// original's own root (untouched before wipe-original) keeps the flag, so a cut anywhere in
+/// the step boots the original, as before the step (`resume --retry-boot`).
+fn interim_boot_step(ctx: &Ctx<'_>, interim: u32) -> Step {
+    let src = ctx.src();
+    let part = src.partition_path(interim);
+    let disk = src.stable_path();
+    let [clear_root, set_interim] = interim_boot_flags(ctx).expect("an interim partition");
+    let set_root = format!("--attributes={}:set:2", root_partition(ctx));
+    let clear_interim = format!("--attributes={interim}:clear:2");
+    step(
+        "bootloader-original",
+        &format!(
+            "the original disk boots the RAID from a copy of /boot on its partition {interim} until its root member is in sync: its own root is erased next"
+        ),
+        vec![writes(src)],
+        vec![
+            // A repeat after a cut: the copy is remade, so the flag goes back to root first.
+            run(&["sgdisk", &set_root, &clear_interim, &disk]),
+            run(&["wipefs", "--all", &part]),
+            run(&["mkfs.ext3", "-q", "-L", INTERIM_BOOT_LABEL, &part]),
+            run(&["mkdir", "-p", INTERIM_BOOT]),
+            run(&["mount", &part, INTERIM_BOOT]),
+            run(&["cp", "-a", "/boot", &format!("{INTERIM_BOOT}/")]),
+            run(&["extlinux", "--install", &format!("{INTERIM_BOOT}/boot")]),
+            run(&["umount", INTERIM_BOOT]),
+            run(&["sgdisk", &clear_root, &set_interim, &disk]),
+        ],
+        DoneCheck::Journal,
+    )
+}
+
+/// Where the interim copy of /boot is filled.
+const INTERIM_BOOT: &str = "/run/xenraid/interim-boot";
+/// Distinct from every array's label (never two filesystems with one label).
+const INTERIM_BOOT_LABEL: &str = "xenraid-boot";
 
 /// UEFI: the one-shot BootNext is spent and BootOrder still starts with the original disk's
 /// entry, which names the ESP partition by a GUID that partition-original replaces. The

@@ -28,7 +28,9 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         .layout
         .esp
         .filter(|_| ctx.layout.profile == Profile::XenServerUefi);
-    let kept = |n: u32| Some(n) == bios_boot || Some(n) == esp_kept;
+    // XenServer 6.5: the original boots the RAID from the interim copy of /boot.
+    let interim = super::boot_steps::interim_boot_partition(ctx);
+    let kept = |n: u32| Some(n) == bios_boot || Some(n) == esp_kept || Some(n) == interim;
     let wipe: Vec<Action> = src
         .partitions
         .iter()
@@ -88,11 +90,19 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         ));
     }
 
-    steps.push(super::boot_steps::bootloader_both(ctx));
+    if interim.is_none() {
+        steps.push(super::boot_steps::bootloader_both(ctx));
+    }
     steps.extend(super::boot_steps::efi_entries_both(ctx));
     steps.push(super::shared::wait_resync_step(
         with_data.iter().map(|a| a.device.clone()).collect(),
     ));
+    if interim.is_some() {
+        // extlinux reads root's filesystem through one member: the original's boots only
+        // once it is in sync. With --no-wait this runs at once, and the original disk boots
+        // again when its rebuild ends (the target boots meanwhile).
+        steps.push(super::boot_steps::bootloader_both(ctx));
+    }
     // After the rebuilds above: md syncs one array at a time per disk, and the arrays holding
     // data come first.
     for array in blank {

@@ -88,6 +88,15 @@ fn notes(facts: &HostFacts, layout: &layout::Layout<'_>, want_sr: bool) -> Vec<S
     if layout.profile == Profile::PlainGrub2 {
         notes.push("plain GRUB2: no one-shot boot entry; choose the target disk in the firmware boot menu for the first RAID boot".into());
     }
+    if let Some(interim) = boot_steps::interim_boot_array(layout) {
+        let root = layout.arrays.iter().find(|a| a.role == "root");
+        notes.push(format!(
+            "XenServer 6.5: from the point of no return until {} is in sync, the original disk boots the RAID from a copy of /boot on its partition {} ({}, made anew afterwards); with --no-wait, the original disk boots again only when its rebuild ends",
+            root.map_or("root", |a| a.device.as_str()),
+            interim.partition,
+            interim.role,
+        ));
+    }
     if want_sr
         && !layout.arrays.iter().any(|a| a.role == "sr")
         && layout.profile != Profile::PlainGrub2

@@ -322,9 +322,22 @@ pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
 
 pub(super) fn partition_commands(ctx: &Ctx<'_>, disk: &Disk, from: &Disk) -> Vec<Action> {
     let dst = disk.stable_path();
+    let mut new_guids = vec![
+        "sgdisk".to_string(),
+        "--randomize-guids".into(),
+        "--move-second-header".into(),
+    ];
+    if disk.name != ctx.target.name {
+        // The replica flags root, as the target has it; the original's root is erased, so its
+        // flag stays on the interim copy of /boot (XenServer 6.5).
+        if let Some(flags) = super::boot_steps::interim_boot_flags(ctx) {
+            new_guids.extend(flags);
+        }
+    }
+    new_guids.push(dst.clone());
     let mut actions = vec![
         run(&["sgdisk", &format!("--replicate={dst}"), &from.stable_path()]),
-        run(&["sgdisk", "--randomize-guids", "--move-second-header", &dst]),
+        run_owned(new_guids),
     ];
     if disk.name == ctx.target.name {
         let mut types = vec!["sgdisk".to_string()];
