@@ -103,6 +103,15 @@ fn initrd(conf: Option<&str>, raid1: bool) -> Vec<u8> {
 
 /// Sets the type of GPT entry `number` in a captured disk head, CRCs included.
 fn set_gpt_type(root: &Path, disk: &str, number: usize, type_bytes: [u8; 16]) {
+    set_gpt_entry_field(root, disk, number, 0, &type_bytes);
+}
+
+/// Sets the attribute bits of GPT entry `number` (bit 2: legacy BIOS bootable).
+fn set_gpt_attributes(root: &Path, disk: &str, number: usize, attributes: u64) {
+    set_gpt_entry_field(root, disk, number, 48, &attributes.to_le_bytes());
+}
+
+fn set_gpt_entry_field(root: &Path, disk: &str, number: usize, offset: usize, bytes: &[u8]) {
     let path = root.join("dev").join(disk);
     let mut head = fs::read(&path).unwrap();
     let crc = |b: &[u8]| {
@@ -111,8 +120,8 @@ fn set_gpt_type(root: &Path, disk: &str, number: usize, type_bytes: [u8; 16]) {
         c.sum()
     };
     let entries = 1024;
-    let at = entries + (number - 1) * 128;
-    head[at..at + 16].copy_from_slice(&type_bytes);
+    let at = entries + (number - 1) * 128 + offset;
+    head[at..at + bytes.len()].copy_from_slice(bytes);
     let table_crc = crc(&head[entries..entries + 128 * 128]);
     head[512 + 88..512 + 92].copy_from_slice(&table_crc.to_le_bytes());
     head[512 + 16..512 + 20].copy_from_slice(&[0; 4]);
@@ -425,10 +434,69 @@ fn extlinux_hosts_get_gptmbr_written_with_dd() {
     fs::write(root.join("dev/sdb"), head).unwrap();
     let r = report(&root);
     assert_eq!(find(&r, "bootloader").status, Status::Fail);
+    // No partition of sdb is flagged either: gptmbr.bin alone would start nothing.
     assert_eq!(
         argvs(&r),
-        ["dd if=/usr/share/syslinux/gptmbr.bin of=/dev/sdb bs=440 count=1 conv=notrunc"]
+        [
+            "dd if=/usr/share/syslinux/gptmbr.bin of=/dev/sdb bs=440 count=1 conv=notrunc",
+            "sgdisk --attributes=1:set:2 /dev/sdb"
+        ]
     );
+}
+
+/// A 6.5-shaped boot disk: extlinux, gptmbr.bin in sdb's MBR.
+fn extlinux_host() -> (tempfile::TempDir, PathBuf) {
+    let (dir, root) = healthy();
+    write(&root, "/boot/extlinux.conf", "default xe\nlabel xe\n  kernel mboot.c32\n  append /boot/xen.gz --- /boot/vmlinuz-4.19.0+1 root=/dev/md127 --- /boot/initrd-4.19.0+1.img\n");
+    write(&root, "/usr/share/syslinux/gptmbr.bin", vec![1u8; 440]);
+    write(&root, "/sbin/extlinux", "");
+    let gptmbr = fs::read(fixtures().join("lab/xs65-bios/dev/sda")).unwrap();
+    let mut head = fs::read(root.join("dev/sdb")).unwrap();
+    head[..440].copy_from_slice(&gptmbr[..440]);
+    fs::write(root.join("dev/sdb"), head).unwrap();
+    (dir, root)
+}
+
+#[test]
+fn gptmbr_starting_the_boot_member_passes() {
+    let (_dir, root) = extlinux_host();
+    set_gpt_attributes(&root, "sdb", 1, 0x4);
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Pass, "{}", c.seen);
+    assert!(argvs(&r).is_empty(), "{:?}", argvs(&r));
+}
+
+#[test]
+fn gptmbr_starting_a_partition_outside_the_boot_array_fails_and_fix_moves_the_flag() {
+    // What a 6.5 conversion stopped by hand leaves: the original's flag on its interim copy
+    // of /boot, a partition that is no member of the array holding /.
+    let (_dir, root) = extlinux_host();
+    set_gpt_attributes(&root, "sdb", 3, 0x4);
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.seen.contains("gptmbr.bin starts sdb3") && c.seen.contains("md127"),
+        "{}",
+        c.seen
+    );
+    assert_eq!(
+        argvs(&r),
+        [
+            "dd if=/usr/share/syslinux/gptmbr.bin of=/dev/sdb bs=440 count=1 conv=notrunc",
+            "sgdisk --attributes=1:set:2 --attributes=3:clear:2 /dev/sdb"
+        ]
+    );
+}
+
+#[test]
+fn gptmbr_with_no_flagged_partition_fails() {
+    let (_dir, root) = extlinux_host();
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.seen.contains("nothing to start"), "{}", c.seen);
 }
 
 #[test]

@@ -358,7 +358,7 @@ pub fn disk_boot_problem(facts: &DoctorFacts, disk: &BootDisk) -> Option<String>
                 )
             })
         }
-        BootCode::SyslinuxGptMbr if disk.gpt => None,
+        BootCode::SyslinuxGptMbr if disk.gpt => super::gptmbr::start_problem(facts, disk),
         BootCode::SyslinuxMbr if !disk.gpt => None,
         code => Some(format!(
             "the MBR boot code is {} (expected {})",

@@ -89,6 +89,18 @@ pub struct BootDisk {
     /// BIOS boot (ef02) partitions: kernel name and whether anything (core.img) is in it.
     pub bios_boot: Vec<(String, bool)>,
     pub esps: Vec<Esp>,
+    /// The partition table's entries, in table order.
+    pub partitions: Vec<TablePartition>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TablePartition {
+    pub number: u32,
+    /// Kernel name: `sda1`.
+    pub name: String,
+    pub type_guid: String,
+    /// GPT attribute bit 2: gptmbr.bin starts the first partition that has it.
+    pub legacy_bios_bootable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -398,43 +410,57 @@ fn boot_disk(src: &dyn HostSource, host: &HostFacts, name: &str) -> BootDisk {
     let mut bytes = DeviceBytes::new(number(&format!("{sys}/size")) * 512);
     bytes.add(0, head);
     // The GPT from the disk's head; discovery's partitions (blkid, udev) when it does not read.
-    let mut typed: Vec<(String, String)> = match read_gpt(&bytes, sector) {
+    let mut partitions: Vec<TablePartition> = match read_gpt(&bytes, sector) {
         GptRead::Valid(gpt) => gpt
             .entries
             .iter()
-            .map(|e| (partition_name(src, name, e.number), e.type_guid.clone()))
+            .map(|e| TablePartition {
+                number: e.number,
+                name: partition_name(src, name, e.number),
+                type_guid: e.type_guid.clone(),
+                legacy_bios_bootable: e.attributes & 0x4 != 0,
+            })
             .collect(),
         _ => Vec::new(),
     };
-    let gpt = !typed.is_empty()
+    let gpt = !partitions.is_empty()
         || host
             .disk(name)
             .is_some_and(|d| d.probe.pt_type.as_deref() == Some("gpt"));
-    if typed.is_empty() {
-        typed = host
+    if partitions.is_empty() {
+        partitions = host
             .disk(name)
             .map(|d| {
                 d.partitions
                     .iter()
-                    .filter_map(|p| Some((p.name.clone(), p.type_guid.clone()?)))
+                    .filter_map(|p| {
+                        Some(TablePartition {
+                            number: p.number,
+                            name: p.name.clone(),
+                            type_guid: p.type_guid.clone()?,
+                            legacy_bios_bootable: p.legacy_bios_bootable,
+                        })
+                    })
                     .collect()
             })
             .unwrap_or_default();
     }
-    let bios_boot = typed
-        .iter()
-        .filter(|(_, t)| t == GPT_BIOS_BOOT)
-        .map(|(part, _)| {
+    let of_type = |t: &'static str| {
+        partitions
+            .iter()
+            .filter(move |p| p.type_guid == t)
+            .map(|p| &p.name)
+    };
+    let bios_boot = of_type(GPT_BIOS_BOOT)
+        .map(|part| {
             let code = src
                 .read_prefix(&format!("/dev/{part}"), 512)
                 .unwrap_or_default();
             (part.clone(), code.iter().any(|b| *b != 0))
         })
         .collect();
-    let esps = typed
-        .iter()
-        .filter(|(_, t)| t == GPT_ESP)
-        .map(|(part, _)| {
+    let esps = of_type(GPT_ESP)
+        .map(|part| {
             let mount_point = host
                 .find_partition(part)
                 .and_then(|(_, p)| p.mount_point.clone());
@@ -457,6 +483,7 @@ fn boot_disk(src: &dyn HostSource, host: &HostFacts, name: &str) -> BootDisk {
         gpt,
         bios_boot,
         esps,
+        partitions,
     }
 }
 

@@ -124,37 +124,46 @@ pub fn initramfs_command(facts: &DoctorFacts, image: &InitramfsImage) -> String 
     cmd(&initramfs_argv(facts, image))
 }
 
-/// Reinstalls the BIOS boot code on a disk; None for UEFI (an ESP is not made here).
-pub fn bootloader_argv(facts: &DoctorFacts, disk: &BootDisk) -> Option<Vec<String>> {
+/// Reinstalls the BIOS boot code on a disk (extlinux: gptmbr.bin, and the legacy-BIOS-bootable
+/// flag when it is on the wrong partition); empty for UEFI (an ESP is not made here).
+pub fn bootloader_argvs(facts: &DoctorFacts, disk: &BootDisk) -> Vec<Vec<String>> {
     if facts.boot_mode == crate::host::facts::BootMode::Uefi {
-        return None;
+        return Vec::new();
     }
     let dev = format!("/dev/{}", disk.name);
     if facts.loader == Some(LoaderKind::Extlinux) {
         let gptmbr = facts.gptmbr_path.as_deref().unwrap_or(DEFAULT_GPTMBR);
-        return Some(
-            [
-                "dd",
-                &format!("if={gptmbr}"),
-                &format!("of={dev}"),
-                "bs=440",
-                "count=1",
-                "conv=notrunc",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        );
+        let dd = [
+            "dd",
+            &format!("if={gptmbr}"),
+            &format!("of={dev}"),
+            "bs=440",
+            "count=1",
+            "conv=notrunc",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        return std::iter::once(dd)
+            .chain(super::gptmbr::flag_argv(facts, disk))
+            .collect();
     }
     let install = ["grub-install", "grub2-install"]
         .into_iter()
         .find(|t| facts.tools.get(*t).is_some_and(Option::is_some))
         .unwrap_or("grub-install");
-    Some(vec![install.into(), "--target=i386-pc".into(), dev])
+    vec![vec![install.into(), "--target=i386-pc".into(), dev]]
 }
 
 pub fn bootloader_command(facts: &DoctorFacts, disk: &BootDisk) -> Option<String> {
-    bootloader_argv(facts, disk).map(|a| cmd(&a))
+    let argvs = bootloader_argvs(facts, disk);
+    (!argvs.is_empty()).then(|| {
+        argvs
+            .into_iter()
+            .map(|a| cmd(&a))
+            .collect::<Vec<_>>()
+            .join(" && ")
+    })
 }
 
 /// Copies the ESP mounted on /boot/efi onto `partition`: only when one copy clearly is it.
@@ -315,8 +324,10 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
             .boot_disks
             .iter()
             .find(|d| Some(d.name.as_str()) == c.subject.as_deref());
-        if let Some(argv) = disk.and_then(|d| bootloader_argv(facts, d)) {
-            out.push(action("bootloader", c.subject.clone(), vec![argv_of(argv)]));
+        let argvs = disk.map(|d| bootloader_argvs(facts, d)).unwrap_or_default();
+        if !argvs.is_empty() {
+            let steps = argvs.into_iter().map(argv_of).collect();
+            out.push(action("bootloader", c.subject.clone(), steps));
         }
     }
     for c in checks

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod esp_fat;
 pub mod facts;
 pub mod fix;
+pub mod gptmbr;
 pub mod initramfs;
 pub mod recovery;
 pub mod render;
