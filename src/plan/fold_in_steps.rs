@@ -99,8 +99,8 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     ));
     if interim.is_some() {
         // extlinux reads root's filesystem through one member: the original's boots only
-        // once it is in sync. With --no-wait this runs at once, and the original disk boots
-        // again when its rebuild ends (the target boots meanwhile).
+        // once it is in sync. With --no-wait this runs at once: until that rebuild ends only
+        // the target boots (picked in the firmware's boot menu).
         steps.push(super::boot_steps::bootloader_both(ctx));
     }
     // After the rebuilds above: md syncs one array at a time per disk, and the arrays holding
