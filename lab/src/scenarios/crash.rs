@@ -151,7 +151,10 @@ fn crash_matrix_as(ctx: &mut Ctx, want: &'static Expect) -> Result<()> {
                 let took = t.elapsed();
                 let line = match &outcome {
                     Ok(how) => format!("converted ({how})"),
-                    Err(e) => format!("FAILED: {}", first_line(e)),
+                    Err(e) => {
+                        eprintln!("[crash-matrix] {} failed: {e:#}", b.step);
+                        format!("FAILED: {}", first_line(e))
+                    }
                 };
                 eprintln!(
                     "CRASH {:>2} {:<28} {line} [{:.0} s]",
@@ -251,8 +254,15 @@ fn lab_jobs() -> usize {
         .max(1)
 }
 
+/// The cause, not the VM context around it: `Vm::fail` puts the console tail in the
+/// outermost message, so its first line names only the VM.
 fn first_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").lines().next().unwrap_or("").to_string()
+    let cause = e
+        .chain()
+        .map(|c| c.to_string())
+        .find(|m| !m.starts_with("VM "))
+        .unwrap_or_else(|| e.to_string());
+    cause.lines().next().unwrap_or("").to_string()
 }
 
 /// The step ids of the plan, in order, as the guest's xenraid prints them.
