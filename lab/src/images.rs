@@ -109,7 +109,57 @@ pub fn blank_disk(path: &Path, size: &str, serial: &str, wwn: u64) -> Result<Dis
     Ok(Disk::new(path, serial, wwn))
 }
 
+/// Bytes free for an unprivileged writer in the filesystem that holds `dir` (`df`).
+pub fn free_space(dir: &Path) -> Result<u64> {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .context("df")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("df {}: {text:?}", dir.display()))
+}
+
+/// What one running scenario writes at most: a converted pair of disks (the target's copy,
+/// both members' resync; zeros are not stored) plus a reboot's logs, with room to spare.
+pub const SPACE_PER_SCENARIO: u64 = 4 << 30;
+/// The guest root filesystem and one built image.
+pub const SPACE_PER_IMAGE: u64 = 2 << 30;
+
 impl Lab {
+    /// Refuses to start when the lab's disk cannot hold what the run writes: QEMU would stop
+    /// a guest at its first write that fails for space, which looks like a hang.
+    pub fn check_space(&self, jobs: usize) -> Result<()> {
+        let free = free_space(&self.dir)?;
+        let built = fs::read_dir(self.dir.join("images"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        // four base profiles; those not built yet are built by this run
+        let missing = 4usize.saturating_sub(built) as u64;
+        let need = SPACE_PER_SCENARIO * jobs as u64 + SPACE_PER_IMAGE * (missing + 1);
+        eprintln!(
+            "lab: {} MiB free in {}, this run needs about {} MiB",
+            free >> 20,
+            self.dir.display(),
+            need >> 20
+        );
+        if free < need {
+            bail!(
+                "only {} MiB free in {}; the lab needs about {} MiB ({} MiB per scenario running at once, {} MiB per image still to build). Free space there (old runs are in {}/runs), or point XENRAID_LAB_DIR at a larger disk",
+                free >> 20,
+                self.dir.display(),
+                need >> 20,
+                SPACE_PER_SCENARIO >> 20,
+                SPACE_PER_IMAGE >> 20,
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+
     pub fn new() -> Result<Lab> {
         let dir = std::env::var_os("XENRAID_LAB_DIR")
             .map(PathBuf::from)

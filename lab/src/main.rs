@@ -151,6 +151,7 @@ fn run(lab: &images::Lab, names: &[String]) -> Result<()> {
         "lab: accelerator {:?}, {jobs} scenario(s) at a time",
         vm::detect_accel()
     );
+    lab.check_space(jobs)?;
     let queue = std::sync::Mutex::new(selected.into_iter());
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {

@@ -3,7 +3,7 @@
 
 use crate::agent::{Agent, Output};
 use crate::qmp::Qmp;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -189,7 +189,7 @@ impl Vm {
         }
         for (i, disk) in config.disks.iter().enumerate() {
             cmd.arg("-drive").arg(format!(
-                "if=none,id=drv{i},file={},format={},cache=unsafe,discard=unmap",
+                "if=none,id=drv{i},file={},format={},cache=unsafe,discard=unmap,detect-zeroes=unmap",
                 disk.path.display(),
                 disk.format()
             ));
@@ -296,7 +296,11 @@ impl Vm {
     pub fn run_status(&mut self, script: &str, timeout: Duration) -> Result<Output> {
         let deadline = Instant::now() + timeout;
         let agent = self.agent.as_mut().expect("agent connected");
-        let res = agent.run(script, deadline);
+        let qmp = &mut self.qmp;
+        let res = agent.run_watched(script, deadline, || match qmp.as_mut() {
+            Some(q) => ensure_running(q),
+            None => Ok(()),
+        });
         res.map_err(|e| {
             let e = e.context(format!(
                 "running in the guest (timeout {timeout:?}):\n{}",
@@ -319,17 +323,15 @@ impl Vm {
         let data = fs::read(host).with_context(|| format!("read {}", host.display()))?;
         let deadline = Instant::now() + Duration::from_secs(120);
         let agent = self.agent.as_mut().expect("agent connected");
-        agent
-            .put(guest, mode, &data, deadline)
-            .map_err(|e| self.fail(e))
+        let res = agent.put(guest, mode, &data, deadline);
+        res.map_err(|e| self.fail(e))
     }
 
     pub fn put_text(&mut self, guest: &str, text: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let agent = self.agent.as_mut().expect("agent connected");
-        agent
-            .put(guest, 0o644, text.as_bytes(), deadline)
-            .map_err(|e| self.fail(e))
+        let res = agent.put(guest, 0o644, text.as_bytes(), deadline);
+        res.map_err(|e| self.fail(e))
     }
 
     /// In-place reboot (same QEMU process, same disks): waits for the new boot.
@@ -485,6 +487,7 @@ impl Vm {
             "blockdev-add",
             json!({
                 "node-name": format!("drv{i}"), "driver": disk.format(), "cache": {"no-flush": true},
+                "discard": "unmap", "detect-zeroes": "unmap",
                 "file": { "driver": "file", "filename": disk.path.display().to_string() }
             }),
         )?;
@@ -507,7 +510,10 @@ impl Vm {
     }
 
     /// Decorates an error with the serial console's tail: what a person needs to see first.
-    pub fn fail(&self, e: anyhow::Error) -> anyhow::Error {
+    /// A guest QEMU paused is named first: with the host disk full, QEMU stops the guest at
+    /// its next disk write (werror=enospc), which otherwise looks like a guest that hangs.
+    pub fn fail(&mut self, e: anyhow::Error) -> anyhow::Error {
+        let paused = self.paused_reason();
         let console = fs::read_to_string(&self.console).unwrap_or_default();
         let qemu_err = fs::read_to_string(
             self.config
@@ -515,7 +521,7 @@ impl Vm {
                 .join(format!("{}.qemu.err", self.config.name)),
         )
         .unwrap_or_default();
-        e.context(format!(
+        let e = e.context(format!(
             "VM {} ({}), console {}:\n--- console tail\n{}\n--- qemu stderr\n{}",
             self.config.name,
             self.config
@@ -527,8 +533,43 @@ impl Vm {
             self.console.display(),
             tail(&strip_ansi(&console), 40),
             tail(&qemu_err, 10)
+        ));
+        match paused {
+            Some(why) => e.context(why),
+            None => e,
+        }
+    }
+
+    /// Why QEMU holds the guest stopped, if it does (QMP `query-status`).
+    fn paused_reason(&mut self) -> Option<String> {
+        let q = self.qmp.as_mut()?;
+        let status = q.execute("query-status", json!({})).ok()?;
+        if status["running"].as_bool() != Some(false) {
+            return None;
+        }
+        let state = status["status"].as_str().unwrap_or("?").to_string();
+        let free = crate::images::free_space(&self.config.dir)
+            .map(|b| format!("{} MiB", b >> 20))
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        Some(format!(
+            "QEMU paused VM {} (status {state}): a host I/O error stopped the guest; {free} free in {} (a full host disk stops every guest write)",
+            self.config.name,
+            self.config.dir.display()
         ))
     }
+}
+
+/// Fails at once when QEMU holds the guest stopped (a paused guest answers nothing, so a
+/// long wait would run to its deadline); `Vm::fail` then says why.
+fn ensure_running(q: &mut Qmp) -> Result<()> {
+    let status = q.execute("query-status", json!({}))?;
+    if status["running"].as_bool() == Some(false) {
+        bail!(
+            "the guest is not running (QEMU status {})",
+            status["status"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
 }
 
 impl Drop for Vm {
