@@ -125,21 +125,31 @@ pub fn free_space(dir: &Path) -> Result<u64> {
 
 /// What one running scenario writes at most: a converted pair of disks (the target's copy,
 /// both members' resync; zeros are not stored) plus a reboot's logs, with room to spare.
-pub const SPACE_PER_SCENARIO: u64 = 4 << 30;
-/// The guest root filesystem and one built image.
-pub const SPACE_PER_IMAGE: u64 = 2 << 30;
+pub const SPACE_PER_SCENARIO: u64 = 3 << 30;
+/// The guest root filesystem or one built image (a sparse 4 GiB disk holding 1.2 GiB).
+pub const SPACE_PER_IMAGE: u64 = 3 << 29;
 
 impl Lab {
     /// Refuses to start when the lab's disk cannot hold what the run writes: QEMU would stop
     /// a guest at its first write that fails for space, which looks like a hang.
     pub fn check_space(&self, jobs: usize) -> Result<()> {
         let free = free_space(&self.dir)?;
-        let built = fs::read_dir(self.dir.join("images"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        // four base profiles; those not built yet are built by this run
-        let missing = 4usize.saturating_sub(built) as u64;
-        let need = SPACE_PER_SCENARIO * jobs as u64 + SPACE_PER_IMAGE * (missing + 1);
+        let built = fs::read_dir(self.dir.join("images")).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    PROFILES.iter().any(|p| name.starts_with(&format!("{p}-")))
+                })
+                .count()
+        });
+        let rootfs_built = fs::read_dir(&self.dir).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("rootfs-"))
+        });
+        // the base profiles and the root filesystem they start from: what is not built yet,
+        // this run builds
+        let missing = (PROFILES.len().saturating_sub(built) + usize::from(!rootfs_built)) as u64;
+        let need = SPACE_PER_SCENARIO * jobs as u64 + SPACE_PER_IMAGE * missing;
         eprintln!(
             "lab: {} MiB free in {}, this run needs about {} MiB",
             free >> 20,

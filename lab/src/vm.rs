@@ -540,7 +540,8 @@ impl Vm {
         }
     }
 
-    /// Why QEMU holds the guest stopped, if it does (QMP `query-status`).
+    /// Why QEMU holds the guest stopped, if it does (QMP `query-status`), naming each disk
+    /// whose write failed (`query-block` io-status) and the space left where its file is.
     fn paused_reason(&mut self) -> Option<String> {
         let q = self.qmp.as_mut()?;
         let status = q.execute("query-status", json!({})).ok()?;
@@ -548,13 +549,29 @@ impl Vm {
             return None;
         }
         let state = status["status"].as_str().unwrap_or("?").to_string();
-        let free = crate::images::free_space(&self.config.dir)
-            .map(|b| format!("{} MiB", b >> 20))
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+        let blocks = q.execute("query-block", json!({})).unwrap_or_default();
+        let failed: Vec<String> = blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["io-status"].as_str().is_some_and(|s| s != "ok"))
+            .map(|b| {
+                let file = b["inserted"]["file"].as_str().unwrap_or("?");
+                let free = Path::new(file)
+                    .parent()
+                    .and_then(|d| crate::images::free_space(d).ok())
+                    .map_or("unknown".to_string(), |f| format!("{} MiB", f >> 20));
+                format!(
+                    "{} ({file}): {}, {free} free there",
+                    b["device"].as_str().unwrap_or("?"),
+                    b["io-status"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
         Some(format!(
-            "QEMU paused VM {} (status {state}): a host I/O error stopped the guest; {free} free in {} (a full host disk stops every guest write)",
+            "QEMU paused VM {} (status {state}): a disk write failed on the host ({}); QEMU stops a guest whose disk file cannot grow (a full host disk)",
             self.config.name,
-            self.config.dir.display()
+            if failed.is_empty() { "no disk names the error".to_string() } else { failed.join("; ") }
         ))
     }
 }
