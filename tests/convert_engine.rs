@@ -63,6 +63,8 @@ struct Scripted {
     holders: HashMap<String, String>,
     /// Every array comes back read-auto (assembled at boot, not written since).
     read_auto: bool,
+    /// member → the md UUID its superblock carries (`mdadm --examine --export`).
+    superblocks: HashMap<String, String>,
 }
 
 /// Records every step up to and including `last` as done: a run resumed after that step.
@@ -105,6 +107,16 @@ impl System for Scripted {
                 command: command.clone(),
                 stderr_tail: "power cut".into(),
             });
+        }
+        let argv = command.argv();
+        if argv.len() == 4 && argv[1..3] == ["--examine", "--export"] {
+            if let Some(uuid) = self.superblocks.get(&argv[3]) {
+                return Ok(CommandOutput {
+                    status: 0,
+                    stdout: format!("MD_LEVEL=raid1\nMD_UUID={uuid}\n"),
+                    stderr: String::new(),
+                });
+            }
         }
         let stdout = if command.program == "xe" {
             "4f1c-sr-uuid\n"
@@ -683,4 +695,42 @@ fn made_anew_arrays_found_read_auto_are_woken_at_the_end() {
         .map(|a| a[2].clone())
         .collect();
     assert_eq!(woken, vec!["/dev/md/backup", "/dev/md/sr"]);
+}
+
+#[test]
+fn an_array_udev_is_still_probing_after_the_boot_is_stopped_once_it_lets_go() {
+    // The 6.5 crash matrix (power cut before install-resume): `resume` run as soon as the
+    // original had booted found the copy's root array under the kernel's name md125, and
+    // its stop failed while udev still had it open.
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let plan = lab_plan();
+    let root = plan
+        .arrays
+        .iter()
+        .find(|a| a.role == "root")
+        .unwrap()
+        .clone();
+    let member = format!("{TARGET}-part{}", root.partition);
+    let mut journal = Journal::new(plan, options());
+    done_through(&mut journal, "dracut-config");
+    let busy = "mdadm: Cannot get exclusive access to /dev/md125:Perhaps a running process, mounted filesystem or active volume group?";
+    let sys = Scripted {
+        holders: HashMap::from([(member.clone(), "md125".to_string())]),
+        superblocks: HashMap::from([(member.clone(), root.uuid.clone())]),
+        fail_once: RefCell::new(Some(("mdadm --stop /dev/md125".into(), busy.into()))),
+        ..Scripted::default()
+    };
+    run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(runs_of(&sys, "mdadm --stop /dev/md125"), 2);
+    let events = sys.events.borrow();
+    let stop = events
+        .iter()
+        .position(|e| e == "run mdadm --stop /dev/md125")
+        .unwrap();
+    assert_eq!(events[stop - 1], "run udevadm settle --timeout=10");
+    assert!(events.iter().any(|e| e.starts_with(&format!(
+        "run mdadm --assemble --run {} --uuid={}",
+        root.device, root.uuid
+    ))));
 }

@@ -2,7 +2,7 @@
 //! a crash before the reboot, the host's udev may have started them as md127 (the homehost
 //! differs) or not at all.
 
-use crate::exec::Command;
+use crate::exec::{Command, ExecError};
 use crate::host::parse::kv::parse_shell_vars;
 use crate::plan::ArraySpec;
 
@@ -36,7 +36,7 @@ pub fn ensure_assembled(
         if planned.as_deref() == Some(dev.as_str()) && !inactive {
             return Ok(true);
         }
-        sys.run(&Command::new("mdadm", ["--stop", &dev]))?;
+        stop_array(sys, &dev)?;
     }
     sys.run(&Command::new(
         "mdadm",
@@ -55,10 +55,10 @@ pub fn ensure_assembled(
 /// Stops whatever array holds this member and erases the member's superblock.
 pub fn stop_and_zero(sys: &dyn System, spec: &ArraySpec, member: &str) -> Result<(), ConvertError> {
     if let Some(md) = sys.holder_of(member) {
-        sys.run(&Command::new("mdadm", ["--stop", &format!("/dev/{md}")]))?;
+        stop_array(sys, &format!("/dev/{md}"))?;
     } else if sys.resolve(&spec.device).is_some() {
         // Created but its member vanished from the holders list: stop it by name.
-        let _ = sys.run(&Command::new("mdadm", ["--stop", &spec.device]));
+        let _ = stop_array(sys, &spec.device);
     }
     if superblock_uuid(sys, member).is_some() {
         sys.run(&Command::new("mdadm", ["--zero-superblock", member]))?;
@@ -92,10 +92,45 @@ fn stop_holders(sys: &dyn System, members: &[String]) -> Result<(), ConvertError
     for member in members {
         if let Some(md) = sys.holder_of(member) {
             if !stopped.contains(&md) {
-                sys.run(&Command::new("mdadm", ["--stop", &format!("/dev/{md}")]))?;
+                // udev's queue is held here: settling would only wait out its timeout
+                stop_with_retries(sys, &format!("/dev/{md}"), false)?;
                 stopped.push(md);
             }
         }
     }
     Ok(())
+}
+
+/// How often a stop that found the array briefly open elsewhere is tried again.
+const STOP_RETRIES: usize = 5;
+
+/// `mdadm --stop`, after udev has settled and again while the array is only briefly busy.
+/// Right after a boot, udev is still probing arrays it just assembled (`mdadm --incremental`,
+/// blkid, LVM's scan open them), and a stop in that instant fails "Cannot get exclusive
+/// access" (the crash matrix hit it: a resume run as soon as the original had booted).
+/// A mounted or otherwise held array stays busy and still fails, after about 5 s.
+pub fn stop_array(sys: &dyn System, device: &str) -> Result<(), ConvertError> {
+    stop_with_retries(sys, device, true)
+}
+
+fn stop_with_retries(sys: &dyn System, device: &str, settle: bool) -> Result<(), ConvertError> {
+    let stop = Command::new("mdadm", ["--stop", device]);
+    let mut tries = 0;
+    loop {
+        if settle {
+            let _ = sys.run(&Command::new("udevadm", ["settle", "--timeout=10"]));
+        }
+        match sys.run(&stop) {
+            Ok(_) => return Ok(()),
+            Err(e) if tries < STOP_RETRIES && briefly_busy(&e) => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn briefly_busy(e: &ExecError) -> bool {
+    matches!(e, ExecError::Failed { stderr_tail, .. } if stderr_tail.contains("Cannot get exclusive access"))
 }
