@@ -45,6 +45,7 @@ const HOOK_ENV: &str =
 /// A failed resume unit ends the wait at once, with its log.
 const UNIT_FAILED: &str = "if systemctl is-failed -q xenraid-resume.service; then journalctl -b -u xenraid-resume --no-pager | tail -30; exit 2; fi";
 const WAIT_PAUSE: &str = "for i in $(seq 1 14400); do if [ -e /run/xenraid-lab-paused ]; then cat /run/xenraid-lab-paused; exit 0; fi; UNIT_FAILED; sleep 0.25; done; exit 1";
+const RELEASE_PAUSE: &str = "touch /run/xenraid-lab-go; for i in $(seq 1 300); do [ -e /run/xenraid-lab-paused ] || exit 0; sleep 0.1; done";
 const WAIT_COMPLETE: &str = "for i in $(seq 1 3600); do grep -qs '\"state\": \"complete\"' /var/lib/xenraid/convert.json && ! systemctl is-active -q xenraid-resume.service && exit 0; UNIT_FAILED; sleep 1; done; exit 1";
 
 /// A boundary as recorded: the step about to run and the disks as they were then.
@@ -342,7 +343,10 @@ fn record(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<Vec<Boundary>> {
             disks,
             uefi_vars,
         });
-        vm.run("touch /run/xenraid-lab-go", MIN)?;
+        // Until the hook has taken the go, the pause file still names this step: the next
+        // wait read it as the next pause, or saw it vanish between its test and its `cat`
+        // (the recording failed "paused before , expected boot-once", 2026-11-23).
+        vm.run(RELEASE_PAUSE, MIN)?;
         if index == reboot_at {
             // the resume unit holds the boot open while it pauses: wait for the agent only
             vm.wait_agent(60 * MIN)?;
