@@ -136,21 +136,12 @@ impl Lab {
     /// a guest at its first write that fails for space, which looks like a hang.
     pub fn check_space(&self, jobs: usize) -> Result<()> {
         let free = free_space(&self.dir)?;
-        let built = fs::read_dir(self.dir.join("images")).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    PROFILES.iter().any(|p| name.starts_with(&format!("{p}-")))
-                })
-                .count()
-        });
-        let rootfs_built = fs::read_dir(&self.dir).is_ok_and(|d| {
-            d.flatten()
-                .any(|e| e.file_name().to_string_lossy().starts_with("rootfs-"))
-        });
-        // the base profiles and the root filesystem they start from: what is not built yet,
+        // what the cache lacks (the base profiles and the root filesystem they start from),
         // this run builds
-        let missing = (PROFILES.len().saturating_sub(built) + usize::from(!rootfs_built)) as u64;
+        let mut missing = u64::from(!self.rootfs_path()?.exists());
+        for profile in PROFILES {
+            missing += u64::from(!self.image_dir(profile)?.join(".complete").exists());
+        }
         let need = SPACE_PER_SCENARIO * jobs as u64 + SPACE_PER_IMAGE * missing;
         eprintln!(
             "lab: {} MiB free in {}, this run needs about {} MiB",
@@ -235,7 +226,7 @@ impl Lab {
     }
 
     pub fn rootfs(&self) -> Result<PathBuf> {
-        let path = self.dir.join(format!("rootfs-{}.tar", self.rootfs_key()?));
+        let path = self.rootfs_path()?;
         if path.exists() {
             return Ok(path);
         }
@@ -250,6 +241,17 @@ impl Lab {
         Ok(path)
     }
 
+    fn image_dir(&self, profile: &str) -> Result<PathBuf> {
+        Ok(self
+            .dir
+            .join("images")
+            .join(format!("{profile}-{}", self.image_key(profile)?)))
+    }
+
+    fn rootfs_path(&self) -> Result<PathBuf> {
+        Ok(self.dir.join(format!("rootfs-{}.tar", self.rootfs_key()?)))
+    }
+
     /// The cached image for `profile`, built first if its recipe changed.
     pub fn image(&self, profile: &str) -> Result<Image> {
         if !PROFILES.contains(&profile) && !OTHER_PROFILES.contains(&profile) {
@@ -260,10 +262,7 @@ impl Lab {
             );
         }
         let _lock = self.lock()?;
-        let dir = self
-            .dir
-            .join("images")
-            .join(format!("{profile}-{}", self.image_key(profile)?));
+        let dir = self.image_dir(profile)?;
         if !dir.join(".complete").exists() {
             self.build(profile, &dir)?;
         }

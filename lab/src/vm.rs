@@ -544,11 +544,7 @@ impl Vm {
     /// whose write failed (`query-block` io-status) and the space left where its file is.
     fn paused_reason(&mut self) -> Option<String> {
         let q = self.qmp.as_mut()?;
-        let status = q.execute("query-status", json!({})).ok()?;
-        if status["running"].as_bool() != Some(false) {
-            return None;
-        }
-        let state = status["status"].as_str().unwrap_or("?").to_string();
+        let state = stopped_state(q).ok()??;
         let blocks = q.execute("query-block", json!({})).unwrap_or_default();
         let failed: Vec<String> = blocks
             .as_array()
@@ -579,14 +575,18 @@ impl Vm {
 /// Fails at once when QEMU holds the guest stopped (a paused guest answers nothing, so a
 /// long wait would run to its deadline); `Vm::fail` then says why.
 fn ensure_running(q: &mut Qmp) -> Result<()> {
-    let status = q.execute("query-status", json!({}))?;
-    if status["running"].as_bool() == Some(false) {
-        bail!(
-            "the guest is not running (QEMU status {})",
-            status["status"].as_str().unwrap_or("?")
-        );
+    if let Some(state) = stopped_state(q)? {
+        bail!("the guest is not running (QEMU status {state})");
     }
     Ok(())
+}
+
+/// QEMU's run state when it holds the guest stopped (`io-error` for a failed disk write),
+/// `None` while the guest runs.
+fn stopped_state(q: &mut Qmp) -> Result<Option<String>> {
+    let status = q.execute("query-status", json!({}))?;
+    Ok((status["running"].as_bool() == Some(false))
+        .then(|| status["status"].as_str().unwrap_or("?").to_string()))
 }
 
 impl Drop for Vm {
