@@ -201,7 +201,9 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Do not wait for the resync; it goes on in the kernel (`xenraid status` shows it).
+    /// Do not wait for the resync; it goes on in the kernel (`xenraid status` shows it). On
+    /// 6.5 a step that must not run before it ends (the boot flag) stops the run there; the
+    /// same command (convert: `xenraid resume`) finishes once it has.
     #[arg(long)]
     pub no_wait: bool,
 

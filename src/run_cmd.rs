@@ -222,6 +222,13 @@ fn drive(
         Ok(Outcome::Complete) => (EXIT_OK, "complete".to_string()),
         Ok(Outcome::Rebooting) => (EXIT_OK, "rebooting".to_string()),
         Ok(Outcome::Stopped { before }) => (EXIT_OK, format!("stopped before {before}")),
+        Ok(Outcome::WaitingForResync { before, devices }) => {
+            eprintln!(
+                "xenraid: {before} waits for the resync of {} (--no-wait): once `xenraid status` shows it in sync, {continue_with} finishes",
+                devices.join(", ")
+            );
+            (EXIT_OK, format!("waiting for the resync before {before}"))
+        }
         Err(err) => {
             eprintln!("xenraid: error: {err}");
             eprintln!(

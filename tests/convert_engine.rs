@@ -65,6 +65,8 @@ struct Scripted {
     read_auto: bool,
     /// member → the md UUID its superblock carries (`mdadm --examine --export`).
     superblocks: HashMap<String, String>,
+    /// A resync runs: no array is in sync.
+    resyncing: Cell<bool>,
 }
 
 /// Records every step up to and including `last` as done: a run resumed after that step.
@@ -143,6 +145,11 @@ impl System for Scripted {
             DoneCheck::Journal => false,
             DoneCheck::RootOn { .. } => self.on_raid.get(),
             DoneCheck::JournalRecords { step } => journal.is_done(step),
+            DoneCheck::InSync { .. } if self.resyncing.get() => {
+                // Asked once already: in sync as soon as the resync ends.
+                self.asked.borrow_mut().insert(key(check));
+                false
+            }
             c if self.already.contains(&key(c)) => true,
             c => !self.asked.borrow_mut().insert(key(c)),
         })
@@ -733,4 +740,77 @@ fn an_array_udev_is_still_probing_after_the_boot_is_stopped_once_it_lets_go() {
         "run mdadm --assemble --run {} --uuid={}",
         root.device, root.uuid
     ))));
+}
+
+#[test]
+fn no_wait_on_65_stops_before_the_boot_flag_moves_to_a_root_still_rebuilding() {
+    // gptmbr.bin on the original (the disk the BIOS boots) would start its root member while
+    // it still rebuilds: with --no-wait the run stops there, and the same command finishes.
+    let dir = tempfile::tempdir().unwrap();
+    let store = JournalStore::new(dir.path().join("convert.json"));
+    let mut journal = Journal::new(
+        lab_plan_of("xs65-bios"),
+        RunOptions {
+            no_wait: true,
+            ..options()
+        },
+    );
+    for id in phase1_ids(&journal.plan) {
+        if id == "boot-once" || id == "unmount-new-root" || id == "reboot" {
+            break;
+        }
+        journal.mark(&id, StepStatus::Done, None);
+    }
+    let mut sys = Scripted::default();
+    sys.on_raid.set(true);
+    let mut gate = None;
+    for step in journal.plan_steps() {
+        for action in &step.actions {
+            match action {
+                Action::RequireSync { devices } => gate = Some((step.id.clone(), devices.clone())),
+                Action::Assert { check } => {
+                    sys.already.insert(key(check));
+                }
+                _ => {}
+            }
+        }
+    }
+    let gate = gate.expect("a step gated on the root array's sync");
+    assert_eq!(
+        gate,
+        ("bootloader-both".into(), vec!["/dev/md0".to_string()])
+    );
+    sys.resyncing.set(true);
+    let outcome = run_plan(&sys, &store, &mut journal, &quiet).unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::WaitingForResync {
+            before: "bootloader-both".into(),
+            devices: vec!["/dev/md0".into()],
+        }
+    );
+    assert!(journal.is_done("wait-resync"));
+    assert!(!journal.is_done("bootloader-both"));
+    let flags_root =
+        |a: &Vec<String>| a[0] == "sgdisk" && a.iter().any(|x| x == "--attributes=1:set:2");
+    let commands = sys.commands.borrow().clone();
+    let joined = commands
+        .iter()
+        .position(|a| a[..2] == ["mdadm", "--add"] && a[3].ends_with("-part1"))
+        .expect("the original's root member joins");
+    assert!(
+        !commands[joined..].iter().any(flags_root),
+        "no boot flag on root while it rebuilds: {:?}",
+        &commands[joined..]
+    );
+    // Run again during the resync: it stops at the same place.
+    let mut saved = store.load().unwrap().unwrap();
+    let outcome = run_plan(&sys, &store, &mut saved, &quiet).unwrap();
+    assert!(matches!(outcome, Outcome::WaitingForResync { .. }));
+    sys.resyncing.set(false);
+    let outcome = run_plan(&sys, &store, &mut saved, &quiet).unwrap();
+    assert_eq!(outcome, Outcome::Complete);
+    assert!(sys.commands.borrow()[commands.len()..]
+        .iter()
+        .any(flags_root));
 }

@@ -499,6 +499,83 @@ fn gptmbr_with_no_flagged_partition_fails() {
     assert!(c.seen.contains("nothing to start"), "{}", c.seen);
 }
 
+/// md127's members on sdb as a replace leaves them during the resync: a slot, not in sync.
+fn rebuilding(root: &Path, members: &[&str]) {
+    for (slot, m) in members.iter().enumerate() {
+        write(
+            root,
+            &format!("/sys/block/md127/md/dev-{m}/state"),
+            "spare\n",
+        );
+        write(
+            root,
+            &format!("/sys/block/md127/md/dev-{m}/slot"),
+            format!("{slot}\n"),
+        );
+    }
+    write(root, "/sys/block/md127/md/sync_action", "recover\n");
+}
+
+fn bootloader_argvs(r: &DoctorReport) -> Vec<String> {
+    argvs(r)
+        .into_iter()
+        .filter(|a| a.starts_with("dd ") || a.starts_with("sgdisk"))
+        .collect()
+}
+
+#[test]
+fn gptmbr_starting_a_rebuilding_member_fails_and_fix_moves_the_flag_to_the_one_in_sync() {
+    let (_dir, root) = extlinux_host();
+    set_gpt_attributes(&root, "sdb", 1, 0x4);
+    rebuilding(&root, &["sdb1"]);
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Fail);
+    assert!(
+        c.seen
+            .contains("sdb1, whose member of md127 is not in sync"),
+        "{}",
+        c.seen
+    );
+    assert_eq!(
+        bootloader_argvs(&r),
+        [
+            "dd if=/usr/share/syslinux/gptmbr.bin of=/dev/sdb bs=440 count=1 conv=notrunc",
+            "sgdisk --attributes=2:set:2 --attributes=1:clear:2 /dev/sdb"
+        ]
+    );
+}
+
+#[test]
+fn gptmbr_unflagged_while_the_boot_members_rebuild_is_a_warning_with_nothing_to_run() {
+    // What `replace` leaves on a 6.5 host's new disk until the resync ends.
+    let (_dir, root) = extlinux_host();
+    rebuilding(&root, &["sdb1", "sdb2"]);
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Warn, "{}", c.seen);
+    assert!(c.seen.contains("until the resync ends"), "{}", c.seen);
+    assert!(bootloader_argvs(&r).is_empty(), "{:?}", argvs(&r));
+}
+
+#[test]
+fn gptmbr_flagged_while_the_boot_members_rebuild_fails_and_fix_takes_the_flag_off() {
+    let (_dir, root) = extlinux_host();
+    set_gpt_attributes(&root, "sdb", 1, 0x4);
+    rebuilding(&root, &["sdb1", "sdb2"]);
+    let r = report(&root);
+    let c = find(&r, "bootloader");
+    assert_eq!(c.status, Status::Fail);
+    assert!(c.seen.contains("half-copied boot sector"), "{}", c.seen);
+    assert_eq!(
+        bootloader_argvs(&r),
+        [
+            "dd if=/usr/share/syslinux/gptmbr.bin of=/dev/sdb bs=440 count=1 conv=notrunc",
+            "sgdisk --attributes=1:clear:2 /dev/sdb"
+        ]
+    );
+}
+
 #[test]
 fn a_missing_bitmap_fails_and_fix_grows_one() {
     let (_dir, root) = healthy();

@@ -32,10 +32,12 @@ fn blkid_uuid(mdadm: &str) -> String {
     )
 }
 
-fn as_member(p: &Partition, disk: &str) -> Partition {
+type Roles = [(u32, &'static str, &'static str)];
+
+fn as_member(p: &Partition, disk: &str, roles: &Roles) -> Partition {
     let mut p = p.clone();
     p.name = format!("{disk}{}", p.number);
-    if let Some((_, _, uuid)) = ROLES.iter().find(|(n, _, _)| *n == p.number) {
+    if let Some((_, _, uuid)) = roles.iter().find(|(n, _, _)| *n == p.number) {
         p.fs_type = Some("linux_raid_member".into());
         p.uuid = Some(blkid_uuid(uuid));
         p.label = None;
@@ -52,6 +54,10 @@ fn converted() -> HostFacts {
 }
 
 fn converted_from(fixture: &str) -> HostFacts {
+    converted_with(fixture, &ROLES, "1.2")
+}
+
+fn converted_with(fixture: &str, roles: &Roles, metadata: &str) -> HostFacts {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/lab")
         .join(fixture);
@@ -68,11 +74,11 @@ fn converted_from(fixture: &str) -> HostFacts {
         d.partitions = sys
             .partitions
             .iter()
-            .map(|p| as_member(p, &d.name))
+            .map(|p| as_member(p, &d.name, roles))
             .collect();
         d.probe.pt_type = Some("gpt".into());
     }
-    facts.arrays = ROLES
+    facts.arrays = roles
         .iter()
         .map(|(n, role, uuid)| MdArray {
             name: format!("md12{n}"),
@@ -80,7 +86,7 @@ fn converted_from(fixture: &str) -> HostFacts {
             uuid: Some(uuid.to_string()),
             md_name: Some(format!("xenraid:{role}")),
             level: Some("raid1".into()),
-            metadata: Some("1.2".into()),
+            metadata: Some(metadata.into()),
             array_state: Some("clean".into()),
             degraded: Some(0),
             sync_action: Some("idle".into()),
@@ -101,7 +107,7 @@ fn converted_from(fixture: &str) -> HostFacts {
                         ..Default::default()
                     },
                 ],
-                superblock: Some("1.2".into()),
+                superblock: Some(metadata.into()),
                 raid_disks: Some(2),
                 working_disks: Some(2),
                 status: Some("[UU]".into()),
@@ -446,4 +452,89 @@ fn uefi_the_new_disk_gets_an_esp_with_the_lost_ones_id_and_its_own_boot_entry() 
             a,
             Action::EfiBootOrderFirst { labels } if labels[1] == "XCP-ng (xenraid XRLAB-NEW0)"
         ))));
+}
+
+const XS65_ROLES: [(u32, &str, &str); 3] = [
+    (1, "root", "0c0ffee0:11111111:22222222:33333333"),
+    (2, "backup", "0c0ffee0:44444444:55555555:66666666"),
+    (3, "sr", "0c0ffee0:77777777:88888888:99999999"),
+];
+
+/// A converted 6.5 host (md 0.90 on p1, p2, p3 of both disks) whose system disk sda was
+/// pulled, and a blank sdc in its place.
+fn xs65_replace(spare: bool) -> Plan {
+    let converted = converted_with("xs65-bios", &XS65_ROLES, "0.90");
+    let known_disks = converted.disks.iter().map(|d| d.identity()).collect();
+    let mut facts = if spare {
+        converted
+    } else {
+        pulled(converted, "sda")
+    };
+    facts
+        .disks
+        .push(blank("sdc", "XRLAB-NEW0", "0x5000c500a0000009", 4));
+    let plan = build_replace_plan(
+        &facts,
+        &ReplaceIntent {
+            new: Some("/dev/sdc".into()),
+            spare,
+            known_disks,
+            ..Default::default()
+        },
+    );
+    assert!(!plan.refused(), "{}", render_plan(&plan));
+    plan
+}
+
+#[test]
+fn xs65_the_new_disk_is_flagged_bootable_only_once_its_root_member_is_in_sync() {
+    // gptmbr.bin starts the first flagged partition; flagged while its member still rebuilds,
+    // a BIOS that starts the new disk would run a blank extlinux boot sector.
+    let plan = xs65_replace(false);
+    let new = "/dev/disk/by-id/wwn-0x5000c500a0000009";
+    let ids = ids(&plan);
+    let pos = |id: &str| {
+        ids.iter()
+            .position(|i| i == id)
+            .unwrap_or_else(|| panic!("no {id} in {ids:?}"))
+    };
+    assert!(pos("bootloader-new") < pos("add-member-root"), "{ids:?}");
+    assert!(pos("wait-resync") < pos("boot-flag-new"), "{ids:?}");
+    let steps: Vec<_> = plan.phases.iter().flat_map(|p| &p.steps).collect();
+    let mut flagged_before_sync = false;
+    let mut in_sync = false;
+    for step in &steps {
+        for action in &step.actions {
+            match action {
+                Action::WaitSync { .. } | Action::RequireSync { .. } => in_sync = true,
+                Action::Run { argv } if argv[0] == "sgdisk" => {
+                    let flags = argv.iter().any(|a| a.ends_with(":set:2"));
+                    flagged_before_sync |= flags && !in_sync;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(!flagged_before_sync, "{}", render_plan(&plan));
+    let cmds = argv(&plan);
+    assert!(
+        cmds.iter().any(|c| c.starts_with("dd if=")
+            && c.ends_with(&format!("gptmbr.bin of={new} bs=440 count=1 conv=notrunc"))),
+        "{cmds:#?}"
+    );
+    assert_eq!(
+        cmds.last().unwrap(),
+        &format!("sgdisk --attributes=1:set:2 {new}")
+    );
+    assert!(!cmds.iter().any(|c| c.starts_with("grub-install")));
+}
+
+#[test]
+fn xs65_a_spare_gets_gptmbr_but_no_flag_and_the_note_says_doctor_sets_it() {
+    let plan = xs65_replace(true);
+    let cmds = argv(&plan);
+    assert!(cmds.iter().any(|c| c.starts_with("dd if=")), "{cmds:#?}");
+    assert!(!cmds.iter().any(|c| c.contains(":set:2")), "{cmds:#?}");
+    let notes = plan.notes.join("\n");
+    assert!(notes.contains("xenraid doctor --fix"), "{notes}");
 }

@@ -20,6 +20,12 @@ pub enum Outcome {
     Rebooting,
     /// Stopped before this step, as asked (`--stop-before`).
     Stopped { before: String },
+    /// `--no-wait`: stopped before this step, which needs these arrays in sync first (6.5's
+    /// boot flag on a member still rebuilding would start half a copy).
+    WaitingForResync {
+        before: String,
+        devices: Vec<String>,
+    },
 }
 
 /// Where the engine says what it does (stdout for a human, the journal for the unit).
@@ -64,6 +70,17 @@ pub fn run_plan(
             }
         }
         sys.before_step(&step.id)?;
+        if let Some(devices) = unmet_sync_gate(sys, journal, step)? {
+            store.save(journal)?;
+            say.say(&format!(
+                "{label}: waits until {} is in sync (--no-wait); `xenraid status` shows the resync, then the same command runs this step and the rest",
+                devices.join(", ")
+            ));
+            return Ok(Outcome::WaitingForResync {
+                before: step.id.clone(),
+                devices,
+            });
+        }
         if journal.options.stop_before.as_deref() == Some(step.id.as_str()) {
             store.save(journal)?;
             say.say(&format!("{label}: stopping here, as asked (--stop-before)"));
@@ -123,6 +140,29 @@ pub fn run_plan(
     store.save(journal)?;
     wake_made_anew_arrays(sys, journal, say);
     Ok(Outcome::Complete)
+}
+
+/// With `--no-wait`, a step that requires arrays in sync is where the run stops while they are
+/// not; without it, the step waits for them as it runs.
+fn unmet_sync_gate(
+    sys: &dyn System,
+    journal: &Journal,
+    step: &Step,
+) -> Result<Option<Vec<String>>, ConvertError> {
+    if !journal.options.no_wait {
+        return Ok(None);
+    }
+    for action in &step.actions {
+        if let Action::RequireSync { devices } = action {
+            let check = DoneCheck::InSync {
+                devices: devices.clone(),
+            };
+            if !sys.holds(&check, journal)? {
+                return Ok(Some(devices.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The arrays made anew run their first pass in the background. After a power cut in it, one
@@ -307,6 +347,9 @@ fn execute(
                     super::arrays::recreate(sys, members, &create)?;
                 }
             }
+            // Passed the gate: in sync, or waited for without --no-wait (after a power cut,
+            // md may be catching up on the bitmap's dirty regions).
+            Action::RequireSync { devices } => sys.wait_sync(devices)?,
             Action::WaitSync { devices } => {
                 if journal.options.no_wait {
                     say.say("not waiting for the resync (--no-wait); `xenraid status` shows it");

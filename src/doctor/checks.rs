@@ -419,6 +419,11 @@ fn bootloader(facts: &DoctorFacts) -> Vec<Check> {
                     ),
                 },
             ),
+            Some(problem) if super::gptmbr::waits_for_resync(facts, disk) => {
+                check(NAME, Some(&disk.name), Status::Warn, problem).with_fix(
+                    "wait for the resync (`xenraid status`), then `xenraid doctor --fix` flags the partition",
+                )
+            }
             Some(problem) => {
                 let c = check(NAME, Some(&disk.name), Status::Fail, problem);
                 match fix::bootloader_command(facts, disk) {

@@ -99,9 +99,18 @@ pub(super) fn after_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
     ));
     if interim.is_some() {
         // extlinux reads root's filesystem through one member: the original's boots only
-        // once it is in sync. With --no-wait this runs at once: until that rebuild ends only
-        // the target boots (picked in the firmware's boot menu).
-        steps.push(super::boot_steps::bootloader_both(ctx));
+        // once it is in sync, and the BIOS boots the original. So the flag moves only then:
+        // with --no-wait the run stops here until the rebuild is done (the engine's gate).
+        let mut both = super::boot_steps::bootloader_both(ctx);
+        if let Some(root) = ctx.root_array() {
+            both.actions.insert(
+                0,
+                Action::RequireSync {
+                    devices: vec![root.device.clone()],
+                },
+            );
+        }
+        steps.push(both);
     }
     // After the rebuilds above: md syncs one array at a time per disk, and the arrays holding
     // data come first.

@@ -181,6 +181,12 @@ pub enum Action {
     WaitSync {
         devices: Vec<String>,
     },
+    /// What follows needs these arrays in sync (6.5's boot flag on a member still rebuilding
+    /// would start half a copy): waits for them, even with `--no-wait`, where the run stops
+    /// here instead and the same command continues once they are.
+    RequireSync {
+        devices: Vec<String>,
+    },
     /// Boot the firmware entry with this label once, at the next boot only (UEFI BootNext):
     /// its number is known only on the host, so the engine looks it up.
     EfiBootNext {

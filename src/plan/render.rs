@@ -158,6 +158,13 @@ pub fn render_plan(plan: &Plan) -> String {
                             devices.join(", ")
                         );
                     }
+                    Action::RequireSync { devices } => {
+                        let _ = writeln!(
+                            out,
+                            "     wait until {} is in sync (with --no-wait: stop here until it is)",
+                            devices.join(", ")
+                        );
+                    }
                 }
             }
             let _ = writeln!(out, "     done when: {}", check_text(&step.done_check));

@@ -421,7 +421,7 @@ pub fn build_replace_plan(facts: &HostFacts, intent: &ReplaceIntent) -> Plan {
         kind: PhaseKind::Maintenance,
         steps: super::replace_steps::steps(facts, intent, &s, healthy, new, returning),
     }];
-    plan.notes = super::replace_steps::notes(intent, &s, new, returning);
+    plan.notes = super::replace_steps::notes(facts, intent, &s, new, returning);
     plan
 }
 

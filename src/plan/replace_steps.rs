@@ -104,8 +104,52 @@ pub fn steps(
         steps.push(super::shared::wait_resync_step(
             affected(s).map(|m| m.device.clone()).collect(),
         ));
+        if !returning {
+            steps.extend(boot_flag_new(facts, s, healthy, new));
+        }
     }
     steps
+}
+
+/// 6.5: gptmbr.bin starts the first partition flagged legacy-BIOS-bootable, and extlinux's
+/// boot sector sits inside the root member. Flagged before that member is in sync, the new
+/// disk would start a blank boot sector (a hang); unflagged, gptmbr.bin gives up (int 18h) and
+/// the BIOS tries the next disk. So the flag comes only after the resync.
+fn boot_flag_new(facts: &HostFacts, s: &Situation<'_>, healthy: &Disk, new: &Disk) -> Option<Step> {
+    if super::layout::detect_profile(facts).ok()? != Profile::XenServer65 {
+        return None;
+    }
+    let dst = new.stable_path();
+    let flagged: Vec<u32> = healthy
+        .partitions
+        .iter()
+        .filter(|p| p.legacy_bios_bootable)
+        .map(|p| p.number)
+        .collect();
+    if flagged.is_empty() {
+        return None;
+    }
+    // The arrays whose members those partitions hold: with --no-wait the run stops before
+    // this step until they are in sync.
+    let devices: Vec<String> = affected(s)
+        .filter(|m| healthy_partition(m, healthy).is_some_and(|n| flagged.contains(&n)))
+        .map(|m| m.device.clone())
+        .collect();
+    let mut actions = vec![Action::RequireSync { devices }];
+    actions.extend(flagged.iter().map(|n| {
+        run_owned(vec![
+            "sgdisk".into(),
+            format!("--attributes={n}:set:2"),
+            dst.clone(),
+        ])
+    }));
+    Some(step(
+        "boot-flag-new",
+        "the legacy-BIOS-bootable flag on the new disk's root partition, now that it is in sync",
+        vec![writes(new)],
+        actions,
+        DoneCheck::Journal,
+    ))
 }
 
 /// The same disk back after a transient loss: each member re-added, so md's write-intent
@@ -261,26 +305,20 @@ fn bootloader_new(facts: &HostFacts, healthy: &Disk, new: &Disk) -> Vec<Step> {
                 .gptmbr_path
                 .clone()
                 .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
-            let mut actions = vec![run(&[
-                "dd",
-                &format!("if={gptmbr}"),
-                &format!("of={dst}"),
-                "bs=440",
-                "count=1",
-                "conv=notrunc",
-            ])];
-            for p in healthy.partitions.iter().filter(|p| p.legacy_bios_bootable) {
-                actions.push(run_owned(vec![
-                    "sgdisk".into(),
-                    format!("--attributes={}:set:2", p.number),
-                    dst.clone(),
-                ]));
-            }
+            // The flag waits for the resync (boot_flag_new): until then gptmbr.bin finds
+            // nothing to start and the BIOS moves on to the healthy disk.
             steps.push(step(
                 "bootloader-new",
-                "gptmbr.bin and the legacy-BIOS-bootable flag on the new disk (extlinux lives in the mirrored /boot)",
+                "gptmbr.bin in the new disk's MBR (extlinux lives in the mirrored /boot; the boot flag follows the resync)",
                 vec![writes(new)],
-                actions,
+                vec![run(&[
+                    "dd",
+                    &format!("if={gptmbr}"),
+                    &format!("of={dst}"),
+                    "bs=440",
+                    "count=1",
+                    "conv=notrunc",
+                ])],
                 DoneCheck::Journal,
             ));
         }
@@ -320,6 +358,7 @@ fn orphaned_esp_id(facts: &HostFacts) -> Option<String> {
 }
 
 pub fn notes(
+    facts: &HostFacts,
     intent: &ReplaceIntent,
     s: &Situation<'_>,
     new: Option<&Disk>,
@@ -348,6 +387,13 @@ pub fn notes(
             describe(back, intent)
         )),
         _ => {}
+    }
+    let xs65 = super::layout::detect_profile(facts) == Ok(Profile::XenServer65);
+    if intent.spare && new.is_some() && xs65 {
+        notes.push(
+            "the spare gets gptmbr.bin but not the legacy-BIOS-bootable flag (flagged, it would start a root member not yet in sync); once it has taken over and resynced, `xenraid doctor --fix` flags it"
+                .into(),
+        );
     }
     notes.push(
         "mdadm.conf names the arrays by UUID: a new member changes nothing in it or in the initramfs"

@@ -194,6 +194,12 @@ pub fn all() -> Vec<Scenario> {
             run: replace::replace_uefi,
         },
         Scenario {
+            name: "replace-xs65",
+            core: false,
+            about: "replace on a converted xs65-bios (md 0.90, gptmbr.bin): the brief loss re-added; disk A pulled, a new disk replaces it, flagged legacy-BIOS-bootable only after its resync, and boots alone",
+            run: replace::replace_xs65,
+        },
+        Scenario {
             name: "add-mirror",
             core: false,
             about: "add-mirror on a converted xs7-bios with two new 2G disks: bad inputs refused (exit 3, disks unchanged), then a named RAID1 [UU] with an SR via xe, the same name after a reboot, doctor passes",

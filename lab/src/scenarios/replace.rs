@@ -7,7 +7,8 @@
 //!    brings every array back to [UU]; doctor passes; the new disk alone boots.
 
 use super::convert::{
-    assert_on_raid_as, converted_pair_as, efi_current_label, Expect, CHECK_MARKERS, XCPNG8, XS7,
+    assert_on_raid_as, converted_pair_as, efi_current_label, Expect, CHECK_MARKERS, XCPNG8, XS65,
+    XS7,
 };
 use super::xenraid::{install_with_monitor, GUEST_BIN};
 use super::Ctx;
@@ -109,6 +110,12 @@ pub fn replace_uefi(ctx: &mut Ctx) -> Result<()> {
     replace_as(ctx, &XCPNG8)
 }
 
+/// Issue 5 on 6.5: the same with md 0.90 arrays (no names) and gptmbr.bin, the new disk's
+/// legacy-BIOS-bootable flag set only once its root member is in sync.
+pub fn replace_xs65(ctx: &mut Ctx) -> Result<()> {
+    replace_as(ctx, &XS65)
+}
+
 fn replace_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
     let p = ctx.phase("converted-guest", |c| converted_pair_as(c, want))?;
     let new = blank_disk(
@@ -129,12 +136,12 @@ fn replace_as(ctx: &mut Ctx, want: &Expect) -> Result<()> {
     let member = member_bytes(&mut vm)?;
     let (with_bitmap, back) = transient_round(&mut vm, &p.b, 1, "bitmap")?;
     vm.run(
-        "for md in /dev/md/*; do mdadm --grow --bitmap=none $md; done; sysctl -q dev.raid.speed_limit_min=500000",
+        "for md in /sys/block/md*; do mdadm --grow --bitmap=none /dev/${md##*/}; done; sysctl -q dev.raid.speed_limit_min=500000",
         MIN,
     )?;
     let (without, _) = transient_round(&mut vm, &p.b, back, "no bitmap")?;
     vm.run(
-        "for md in /dev/md/*; do mdadm --grow --bitmap=internal --bitmap-chunk=1024 $md; done",
+        "for md in /sys/block/md*; do mdadm --grow --bitmap=internal --bitmap-chunk=1024 /dev/${md##*/}; done",
         5 * MIN,
     )?;
     let pct = |b: u64| b as f64 * 100.0 / member as f64;
