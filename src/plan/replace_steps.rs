@@ -113,8 +113,8 @@ pub fn steps(
 
 /// 6.5: gptmbr.bin starts the first partition flagged legacy-BIOS-bootable, and extlinux's
 /// boot sector sits inside the root member. Flagged before that member is in sync, the new
-/// disk would start a blank boot sector (a hang); unflagged, gptmbr.bin gives up (int 18h) and
-/// the BIOS tries the next disk. So the flag comes only after the resync.
+/// disk would start a boot sector md has not copied yet; unflagged, gptmbr.bin gives up (INT
+/// 18h, on which many BIOSes try the next disk). So the flag comes only after the resync.
 fn boot_flag_new(facts: &HostFacts, s: &Situation<'_>, healthy: &Disk, new: &Disk) -> Option<Step> {
     if super::layout::detect_profile(facts).ok()? != Profile::XenServer65 {
         return None;
@@ -306,7 +306,7 @@ fn bootloader_new(facts: &HostFacts, healthy: &Disk, new: &Disk) -> Vec<Step> {
                 .clone()
                 .unwrap_or_else(|| "/usr/share/syslinux/gptmbr.bin".into());
             // The flag waits for the resync (boot_flag_new): until then gptmbr.bin finds
-            // nothing to start and the BIOS moves on to the healthy disk.
+            // nothing to start on this disk.
             steps.push(step(
                 "bootloader-new",
                 "gptmbr.bin in the new disk's MBR (extlinux lives in the mirrored /boot; the boot flag follows the resync)",
