@@ -4,7 +4,7 @@ mod common;
 
 use common::facts;
 use xenraid::host::parse::mbr::BootCode;
-use xenraid::host::{BootMode, InitramfsTool, LoaderKind, ProductKind};
+use xenraid::host::{BootMode, InitSystem, InitramfsTool, LoaderKind, ProductKind};
 
 #[test]
 fn xenserver7_bios_without_sr() {
@@ -52,6 +52,8 @@ fn xenserver65_extlinux() {
     assert_eq!(facts.product.major_version(), Some(6));
     assert_eq!(facts.boot.loader, Some(LoaderKind::Extlinux));
     assert_eq!(facts.boot.initramfs_tool, Some(InitramfsTool::Mkinitrd));
+    // 6.5's dom0 is CentOS 5: SysV init from /etc/inittab, no systemd.
+    assert_eq!(facts.boot.init, InitSystem::Sysv);
     assert_eq!(
         facts.boot.gptmbr_path.as_deref(),
         Some("/usr/share/syslinux/gptmbr.bin")

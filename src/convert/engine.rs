@@ -295,7 +295,7 @@ fn execute(
                 let Some(cmd) = Command::from_argv(argv) else {
                     continue;
                 };
-                if argv == &["systemctl", "reboot"] {
+                if argv == &["systemctl", "reboot"] || argv == &["reboot"] {
                     say.say("rebooting into the RAID copy; the conversion resumes by itself after the boot");
                     sys.run(&cmd)?;
                     return Ok(Some(Outcome::Rebooting));

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use super::discover_system::{read_boot, read_init, read_product};
 use super::facts::*;
 use super::parse::blkid::{parse_blkid_export, Probe};
-use super::parse::bootcfg::{parse_extlinux_conf, parse_grub_cfg};
 use super::parse::fstab::parse_fstab;
-use super::parse::kv::{parse_shell_vars, parse_udev_db};
+use super::parse::kv::parse_udev_db;
 use super::parse::lvm::parse_pvs;
 use super::parse::mbr::{classify_boot_code, BootCode};
 use super::parse::mdadm::parse_mdadm_detail_export;
@@ -67,14 +67,8 @@ const EDITABLE_FILES: &[&str] = &[
     "/etc/xensource-inventory",
     // add-mirror writes it only where it is missing or incomplete.
     "/etc/dracut.conf.d/90-xenraid.conf",
-];
-
-const GRUB_BIOS_CONFIGS: &[&str] = &["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"];
-
-const GPTMBR_PATHS: &[&str] = &[
-    "/usr/share/syslinux/gptmbr.bin",
-    "/usr/lib/syslinux/mbr/gptmbr.bin",
-    "/usr/lib/syslinux/gptmbr.bin",
+    // SysV hosts (6.5's CentOS 5 dom0): the resume entry goes here.
+    "/etc/inittab",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +95,7 @@ fn read_required(src: &dyn HostSource, path: &str) -> Result<String, DiscoveryEr
         })
 }
 
-fn read_trimmed(src: &dyn HostSource, path: &str) -> Option<String> {
+pub(super) fn read_trimmed(src: &dyn HostSource, path: &str) -> Option<String> {
     src.read_to_string(path)
         .ok()
         .map(|s| s.trim().to_string())
@@ -350,7 +344,8 @@ pub fn discover(src: &dyn HostSource) -> Result<HostFacts, DiscoveryError> {
 
     tracing::debug!("discovery: arrays, LVM, SRs read");
     let product = read_product(src, &files);
-    let boot = read_boot(src, &disks, &tools, &mut warnings)?;
+    let mut boot = read_boot(src, &disks, &tools, &mut warnings)?;
+    boot.init = read_init(src, &files);
     if let Some(path) = &boot.config_path {
         if let Ok(text) = src.read_to_string(path) {
             files.insert(path.clone(), text);
@@ -777,138 +772,4 @@ fn read_arrays(src: &dyn HostSource, disks: &[Disk], warnings: &mut Vec<String>)
         });
     }
     arrays
-}
-
-fn read_product(src: &dyn HostSource, files: &BTreeMap<String, String>) -> Product {
-    let os = src
-        .read_to_string("/etc/os-release")
-        .map(|t| parse_shell_vars(&t))
-        .unwrap_or_default();
-    let kernel_release = read_trimmed(src, "/proc/sys/kernel/osrelease");
-    if let Some(inventory) = files.get("/etc/xensource-inventory") {
-        let vars = parse_shell_vars(inventory);
-        let brand = vars.get("PRODUCT_BRAND").cloned().unwrap_or_default();
-        let kind = if brand.to_ascii_lowercase().contains("xcp") {
-            ProductKind::XcpNg
-        } else {
-            ProductKind::XenServer
-        };
-        return Product {
-            kind,
-            version: vars
-                .get("PRODUCT_VERSION")
-                .or_else(|| vars.get("PLATFORM_VERSION"))
-                .cloned()
-                .unwrap_or_default(),
-            brand,
-            installation_uuid: vars.get("INSTALLATION_UUID").cloned(),
-            primary_disk: vars.get("PRIMARY_DISK").cloned(),
-            backup_partition: vars.get("BACKUP_PARTITION").cloned(),
-            os_id: os.get("ID").cloned(),
-            kernel_release,
-        };
-    }
-    Product {
-        kind: ProductKind::Linux,
-        brand: os
-            .get("NAME")
-            .cloned()
-            .unwrap_or_else(|| "Linux".to_string()),
-        version: os.get("VERSION_ID").cloned().unwrap_or_default(),
-        installation_uuid: None,
-        primary_disk: None,
-        backup_partition: None,
-        os_id: os.get("ID").cloned(),
-        kernel_release,
-    }
-}
-
-fn read_boot(
-    src: &dyn HostSource,
-    disks: &[Disk],
-    tools: &BTreeMap<String, Option<String>>,
-    warnings: &mut Vec<String>,
-) -> Result<Boot, DiscoveryError> {
-    let has = |t: &str| tools.get(t).is_some_and(Option::is_some);
-    let mode = if src.exists("/sys/firmware/efi") {
-        BootMode::Uefi
-    } else {
-        BootMode::Bios
-    };
-    // The MBR code says which loader the firmware really starts on a BIOS host; a stale
-    // extlinux.conf left by an upgrade from 6.5 must not win over GRUB in the MBR.
-    let syslinux_in_mbr = disks
-        .iter()
-        .any(|d| d.boot_code == BootCode::SyslinuxGptMbr || d.boot_code == BootCode::SyslinuxMbr);
-    let mut candidates: Vec<(LoaderKind, String)> = Vec::new();
-    if mode == BootMode::Uefi {
-        for vendor in src.list_dir("/boot/efi/EFI").unwrap_or_default() {
-            let path = format!("/boot/efi/EFI/{vendor}/grub.cfg");
-            if src.exists(&path) {
-                candidates.push((LoaderKind::Grub2, path));
-            }
-        }
-        // XenServer's own directory first: other vendors' stubs only chain to /boot/grub.
-        candidates.sort_by_key(|(_, p)| !p.contains("/xenserver/"));
-    }
-    if mode == BootMode::Bios
-        && (syslinux_in_mbr || !GRUB_BIOS_CONFIGS.iter().any(|p| src.exists(p)))
-    {
-        candidates.push((LoaderKind::Extlinux, "/boot/extlinux.conf".to_string()));
-    }
-    for path in GRUB_BIOS_CONFIGS {
-        candidates.push((LoaderKind::Grub2, path.to_string()));
-    }
-    let mut boot = Boot {
-        mode,
-        loader: None,
-        config_path: None,
-        config: None,
-        initramfs_tool: if has("dracut") {
-            Some(InitramfsTool::Dracut)
-        } else if has("update-initramfs") {
-            Some(InitramfsTool::InitramfsTools)
-        } else if has("mkinitrd") {
-            Some(InitramfsTool::Mkinitrd)
-        } else {
-            None
-        },
-        efi_loaders: Vec::new(),
-        gptmbr_path: GPTMBR_PATHS
-            .iter()
-            .find(|p| src.exists(p))
-            .map(|p| p.to_string()),
-        cmdline: read_trimmed(src, "/proc/cmdline"),
-    };
-    for (kind, path) in candidates {
-        let Ok(text) = src.read_to_string(&path) else {
-            continue;
-        };
-        let parsed = match kind {
-            LoaderKind::Grub2 => parse_grub_cfg(&text),
-            LoaderKind::Extlinux => parse_extlinux_conf(&text),
-        };
-        match parsed {
-            Ok(config) => {
-                if let Some(dir) = path
-                    .strip_suffix("/grub.cfg")
-                    .filter(|_| mode == BootMode::Uefi)
-                {
-                    boot.efi_loaders = src
-                        .list_dir(dir)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|f| f.to_ascii_lowercase().ends_with(".efi"))
-                        .collect();
-                }
-                boot.loader = Some(kind);
-                boot.config = Some(config);
-                boot.config_path = Some(path);
-                return Ok(boot);
-            }
-            Err(err) => warnings.push(format!("{path} not understood: {err}")),
-        }
-    }
-    warnings.push("no boot loader configuration found".to_string());
-    Ok(boot)
 }

@@ -73,6 +73,15 @@ pub enum LoaderKind {
     Extlinux,
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitSystem {
+    #[default]
+    Systemd,
+    /// SysV init driven by /etc/inittab (XenServer 6.5's CentOS 5 dom0).
+    Sysv,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitramfsTool {
@@ -93,6 +102,9 @@ pub struct Boot {
     /// syslinux's gptmbr.bin on this host, when present.
     pub gptmbr_path: Option<String>,
     pub cmdline: Option<String>,
+    /// What starts services after the boot: it decides how the conversion resumes itself.
+    #[serde(default)]
+    pub init: InitSystem,
 }
 
 impl Boot {

@@ -1,6 +1,7 @@
 //! Host discovery: what is on this machine, read exactly, never guessed.
 
 pub mod discover;
+mod discover_system;
 pub mod facts;
 pub mod parse;
 pub mod prefetch;

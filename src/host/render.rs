@@ -66,7 +66,7 @@ pub fn render_facts(facts: &HostFacts) -> String {
     let b = &facts.boot;
     let _ = writeln!(
         out,
-        "Boot      {:?}, loader {}, config {}, initramfs {}",
+        "Boot      {:?}, loader {}, config {}, initramfs {}, init {:?}",
         b.mode,
         b.loader
             .map(|l| format!("{l:?}"))
@@ -75,6 +75,7 @@ pub fn render_facts(facts: &HostFacts) -> String {
         b.initramfs_tool
             .map(|t| format!("{t:?}"))
             .unwrap_or_else(|| "none".into()),
+        b.init,
     );
     if let Some(entry) = b.default_entry() {
         let _ = writeln!(

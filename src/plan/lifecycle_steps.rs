@@ -2,7 +2,7 @@
 //! journal handed to the new root, the guards of the point of no return, the resync wait and
 //! the finish.
 
-use crate::host::{Disk, InitramfsTool};
+use crate::host::{Disk, InitSystem, InitramfsTool};
 
 use super::model::*;
 use super::steps::{in_new_root, run, step, writes, Ctx, NEW_ROOT};
@@ -15,6 +15,35 @@ pub const RESUME_PROGRAM: &str = "/var/lib/xenraid/xenraid";
 pub const RESUME_UNIT: &str = "/etc/systemd/system/xenraid-resume.service";
 pub const RESUME_UNIT_LINK: &str =
     "/etc/systemd/system/multi-user.target.wants/xenraid-resume.service";
+
+/// SysV hosts: init starts the resume from this inittab entry once the boot scripts are done
+/// (`once`: in the background, so a resync of hours holds up no login).
+pub const INITTAB: &str = "/etc/inittab";
+pub const INITTAB_ENTRY: &str = "xr:2345:once:/var/lib/xenraid/xenraid resume --yes";
+const INITTAB_COMMENT: &str =
+    "# xenraid: finish the RAID1 conversion after its reboot (removed when it finishes)";
+
+/// The host's inittab with the resume entry appended last, after the `wait` entry of the
+/// runlevel's rc scripts: init starts it only once they have run (xapi is up by then).
+pub fn inittab_with_resume(inittab: &str) -> String {
+    let mut text = inittab.to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(INITTAB_COMMENT);
+    text.push('\n');
+    text.push_str(INITTAB_ENTRY);
+    text.push('\n');
+    text
+}
+
+/// How the plan reboots the host.
+pub fn reboot_argv(init: InitSystem) -> &'static [&'static str] {
+    match init {
+        InitSystem::Systemd => &["systemctl", "reboot"],
+        InitSystem::Sysv => &["reboot"],
+    }
+}
 
 pub fn resume_unit_text() -> String {
     format!(
@@ -37,8 +66,48 @@ pub fn resume_unit_text() -> String {
     )
 }
 
-/// Phase 1: the copy gets the unit that resumes the conversion when it boots.
+/// Phase 1: the copy gets what resumes the conversion when it boots: a one-shot unit under
+/// systemd, an inittab entry under SysV init.
 pub(super) fn install_resume(ctx: &Ctx<'_>) -> Step {
+    let program = run(&[
+        "install",
+        "-D",
+        "-m",
+        "0755",
+        ctx.program,
+        &in_new_root(RESUME_PROGRAM),
+    ]);
+    let program_there = DoneCheck::FileContains {
+        path: in_new_root(RESUME_PROGRAM),
+        text: String::new(),
+    };
+    if ctx.facts.boot.init == InitSystem::Sysv {
+        let inittab = in_new_root(INITTAB);
+        let old = ctx.facts.files.get(INITTAB).cloned().unwrap_or_default();
+        let new = inittab_with_resume(&old);
+        return step(
+            "install-resume",
+            "the copy resumes the conversion by itself when it boots (an inittab entry the finish removes)",
+            vec![writes(ctx.target)],
+            vec![
+                program,
+                Action::EditFile {
+                    path: inittab.clone(),
+                    diff: super::edits::unified_diff(&inittab, &old, &new),
+                    new_content: new,
+                },
+            ],
+            DoneCheck::All {
+                checks: vec![
+                    DoneCheck::FileContains {
+                        path: inittab,
+                        text: INITTAB_ENTRY.into(),
+                    },
+                    program_there,
+                ],
+            },
+        );
+    }
     let unit = in_new_root(RESUME_UNIT);
     let link = in_new_root(RESUME_UNIT_LINK);
     let link_dir = link.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
@@ -47,14 +116,7 @@ pub(super) fn install_resume(ctx: &Ctx<'_>) -> Step {
         "the copy resumes the conversion by itself when it boots (a one-shot unit the finish removes)",
         vec![writes(ctx.target)],
         vec![
-            run(&[
-                "install",
-                "-D",
-                "-m",
-                "0755",
-                ctx.program,
-                &in_new_root(RESUME_PROGRAM),
-            ]),
+            program,
             Action::EditFile {
                 path: unit.clone(),
                 diff: super::edits::unified_diff(&unit, "", &resume_unit_text()),
@@ -69,10 +131,7 @@ pub(super) fn install_resume(ctx: &Ctx<'_>) -> Step {
                     path: unit,
                     text: "resume --yes".into(),
                 },
-                DoneCheck::FileContains {
-                    path: in_new_root(RESUME_PROGRAM),
-                    text: String::new(),
-                },
+                program_there,
             ],
         },
     )
@@ -164,8 +223,28 @@ fn disk_serial_check(disk: &Disk) -> Option<DoneCheck> {
     })
 }
 
-/// The last step: the resume unit goes; the journal stays as the record of what was done.
-pub(super) fn finish() -> Step {
+/// The last step: what resumed the conversion goes; the journal stays as the record of what
+/// was done.
+pub(super) fn finish(ctx: &Ctx<'_>) -> Step {
+    if ctx.facts.boot.init == InitSystem::Sysv {
+        // The running root is the copy: its inittab is the original's plus the entry.
+        let old = ctx.facts.files.get(INITTAB).cloned().unwrap_or_default();
+        let with_entry = inittab_with_resume(&old);
+        return step(
+            "finish",
+            "the conversion is complete: remove the inittab entry and the copy of xenraid it ran",
+            vec![Writes::Nothing],
+            vec![
+                Action::EditFile {
+                    path: INITTAB.into(),
+                    diff: super::edits::unified_diff(INITTAB, &with_entry, &old),
+                    new_content: old,
+                },
+                run(&["rm", "-f", RESUME_PROGRAM]),
+            ],
+            DoneCheck::Journal,
+        );
+    }
     step(
         "finish",
         "the conversion is complete: remove the resume unit and its copy of xenraid",

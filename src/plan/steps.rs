@@ -315,7 +315,7 @@ pub fn build_phases(ctx: &Ctx<'_>) -> Vec<Phase> {
         });
     }
     if let Some(last) = phases.last_mut() {
-        last.steps.push(super::lifecycle_steps::finish());
+        last.steps.push(super::lifecycle_steps::finish(ctx));
     }
     phases
 }
@@ -536,7 +536,9 @@ fn before_reboot(ctx: &Ctx<'_>) -> Vec<Step> {
         "reboot",
         "boot into the degraded RAID1 on the target",
         vec![Writes::Nothing],
-        vec![run(&["systemctl", "reboot"])],
+        vec![run(super::lifecycle_steps::reboot_argv(
+            ctx.facts.boot.init,
+        ))],
         ctx.root_on_array(),
     ));
     steps
