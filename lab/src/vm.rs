@@ -261,7 +261,12 @@ impl Vm {
                     // the agent starts early in sysinit; "booted" means the boot finished
                     // (running, degraded, or maintenance = emergency mode, for checks to see)
                     let left = deadline.saturating_duration_since(Instant::now());
-                    let state = self.run_status("systemctl is-system-running --wait", left)?;
+                    // SysV init (the 6.5 guest switched to it) starts the agent only once the
+                    // runlevel's scripts are done: the boot has finished when it answers.
+                    let state = self.run_status(
+                        "if [ -d /run/systemd/system ]; then systemctl is-system-running --wait; else echo running; fi",
+                        left,
+                    )?;
                     self.system_state = state.stdout.trim().to_string();
                     return Ok(self.started.elapsed());
                 }
@@ -336,7 +341,7 @@ impl Vm {
 
     /// In-place reboot (same QEMU process, same disks): waits for the new boot.
     pub fn reboot(&mut self, timeout: Duration) -> Result<Duration> {
-        self.spawn("sleep 1; systemctl reboot")?;
+        self.spawn("sleep 1; reboot")?;
         let t = Instant::now();
         self.wait_booted(timeout)?;
         Ok(t.elapsed())
@@ -344,7 +349,7 @@ impl Vm {
 
     /// Clean shutdown; waits for QEMU to exit.
     pub fn shutdown(mut self, timeout: Duration) -> Result<()> {
-        self.spawn("sleep 1; systemctl poweroff")?;
+        self.spawn("sleep 1; poweroff")?;
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::host::facts::{BootMode, InitramfsTool, LoaderKind};
+use crate::host::facts::{BootMode, InitSystem, InitramfsTool, LoaderKind};
 use crate::host::parse::mbr::BootCode;
 use crate::host::parse::mdadm::parse_mdadm_conf_arrays;
 
@@ -44,7 +44,7 @@ pub struct Check {
     pub fix: Option<String>,
 }
 
-fn check(name: &str, subject: Option<&str>, status: Status, seen: String) -> Check {
+pub(super) fn check(name: &str, subject: Option<&str>, status: Status, seen: String) -> Check {
     Check {
         name: name.to_string(),
         subject: subject.map(str::to_string),
@@ -55,7 +55,7 @@ fn check(name: &str, subject: Option<&str>, status: Status, seen: String) -> Che
 }
 
 impl Check {
-    fn with_fix(mut self, fix: impl Into<String>) -> Self {
+    pub(super) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
@@ -663,6 +663,9 @@ fn bitmaps(facts: &DoctorFacts) -> Check {
 
 fn monitor(facts: &DoctorFacts) -> Check {
     const NAME: &str = "monitor";
+    if facts.init == InitSystem::Sysv {
+        return super::monitor_sysv::check_monitor(facts);
+    }
     let fix = if facts.monitor_unit_installed {
         format!("systemctl enable --now {MONITOR_UNIT}")
     } else {

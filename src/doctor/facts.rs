@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::exec::{Command, ExecError};
 use crate::health::md_sysfs::{read_arrays, whole_disk, ArrayHealth};
-use crate::host::facts::{BootMode, HostFacts, InitramfsTool, LoaderKind, ProductKind};
+use crate::host::facts::{BootMode, HostFacts, InitSystem, InitramfsTool, LoaderKind, ProductKind};
 use crate::host::facts::{GPT_BIOS_BOOT, GPT_ESP};
 use crate::host::parse::blkid::{parse_blkid_export, Probe};
 use crate::host::parse::mbr::BootCode;
@@ -52,7 +52,12 @@ pub struct DoctorFacts {
     /// (label, device) of every filesystem seen, md members and LVM PVs left out.
     pub labels: Vec<(String, String)>,
     pub monitor: MonitorState,
+    /// systemd: the unit file is there; SysV init: inittab has an entry running it.
     pub monitor_unit_installed: bool,
+    /// Who keeps the monitor running: a systemd unit, or an inittab entry.
+    pub init: InitSystem,
+    /// /etc/inittab as read, on a SysV host (what `--fix` appends the monitor's entry to).
+    pub inittab: Option<String>,
     pub config: Option<String>,
     pub warnings: Vec<String>,
 }
@@ -234,7 +239,16 @@ pub fn gather(src: &dyn HostSource) -> Result<DoctorFacts, DoctorError> {
     }
     let labels = labels(&host, &md_probes);
     let fstab = fstab_devices(src, &host, &labels, &md_probes);
-    let (monitor, monitor_unit_installed) = monitor(src);
+    let inittab = host.files.get(super::monitor_sysv::INITTAB).cloned();
+    let (monitor, monitor_unit_installed) = match host.boot.init {
+        InitSystem::Systemd => monitor(src),
+        InitSystem::Sysv => (
+            super::monitor_sysv::monitor_running(src),
+            inittab
+                .as_deref()
+                .is_some_and(|t| super::monitor_sysv::monitor_entry(t).is_some()),
+        ),
+    };
     Ok(DoctorFacts {
         md_loaded: src.exists("/proc/mdstat"),
         arrays,
@@ -254,6 +268,8 @@ pub fn gather(src: &dyn HostSource) -> Result<DoctorFacts, DoctorError> {
         labels,
         monitor,
         monitor_unit_installed,
+        init: host.boot.init,
+        inittab: inittab.filter(|_| host.boot.init == InitSystem::Sysv),
         config: src.read_to_string(CONFIG_PATH).ok(),
         warnings,
     })

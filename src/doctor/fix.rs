@@ -7,8 +7,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::exec::{Command, Runner};
-use crate::host::facts::InitramfsTool;
 use crate::host::facts::LoaderKind;
+use crate::host::facts::{InitSystem, InitramfsTool};
 use crate::plan::edits::DRACUT_CONF;
 
 use super::checks::{self, Check, Status};
@@ -338,7 +338,14 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
             out.push(action("esp-copies", c.subject.clone(), steps));
         }
     }
-    if failed(checks, "monitor").next().is_some() && facts.monitor_unit_installed {
+    if facts.init == InitSystem::Sysv {
+        let needs = checks
+            .iter()
+            .any(|c| c.name == "monitor" && c.status != Status::Pass && c.fix.is_some());
+        if needs {
+            out.push(action("monitor", None, monitor_sysv_steps(facts)));
+        }
+    } else if failed(checks, "monitor").next().is_some() && facts.monitor_unit_installed {
         out.push(action(
             "monitor",
             None,
@@ -346,6 +353,21 @@ pub fn plan(facts: &DoctorFacts, checks: &[Check]) -> Vec<FixAction> {
         ));
     }
     out
+}
+
+/// SysV init: the entry goes into inittab where it lacks, then init reads inittab again and
+/// starts what it now lists.
+fn monitor_sysv_steps(facts: &DoctorFacts) -> Vec<FixStep> {
+    let mut steps = Vec::new();
+    let inittab = facts.inittab.clone().unwrap_or_default();
+    if super::monitor_sysv::monitor_entry(&inittab).is_none() {
+        steps.push(FixStep::WriteFile {
+            path: super::monitor_sysv::INITTAB.into(),
+            content: super::monitor_sysv::with_monitor_entry(&inittab),
+        });
+    }
+    steps.push(run(&["telinit", "q"]));
+    steps
 }
 
 /// Runs the actions; files are written under `root` (`/` on the host).

@@ -11,6 +11,7 @@ pub mod facts;
 pub mod fix;
 pub mod gptmbr;
 pub mod initramfs;
+pub mod monitor_sysv;
 pub mod recovery;
 pub mod render;
 

@@ -153,12 +153,16 @@ pub(super) fn read_boot(
     Ok(boot)
 }
 
-/// systemd says it runs by its run directory (sd_booted); without it, an `initdefault` line in
+/// PID 1's name says which init runs (systemd names itself so); a captured tree without it
+/// has systemd's run directory to go by (sd_booted). Otherwise an `initdefault` line in
 /// /etc/inittab is SysV init (XenServer 6.5's CentOS 5 dom0). An inittab a Debian kept from its
-/// sysvinit days does not count while systemd runs.
+/// sysvinit days does not count while systemd runs; a systemd initramfs leaves its run
+/// directory behind under SysV init, so that alone does not count either.
 pub(super) fn read_init(src: &dyn HostSource, files: &BTreeMap<String, String>) -> InitSystem {
-    if src.exists("/run/systemd/system") {
-        return InitSystem::Systemd;
+    match read_trimmed(src, "/proc/1/comm").as_deref() {
+        Some("systemd") => return InitSystem::Systemd,
+        None if src.exists("/run/systemd/system") => return InitSystem::Systemd,
+        _ => {}
     }
     let sysv = files.get("/etc/inittab").is_some_and(|text| {
         text.lines()
@@ -182,10 +186,14 @@ mod tests {
     // CentOS 7 keeps an inittab of comments only.
     const CENTOS7: &str = "# inittab is no longer used when using systemd.\n#\n# systemd uses 'targets' instead of runlevels. By default, there are two main targets:\n#\n# multi-user.target: analogous to runlevel 3\n";
 
-    fn init_of(inittab: Option<&str>, systemd_runs: bool) -> InitSystem {
+    fn init_of(inittab: Option<&str>, systemd_dir: bool, pid1: Option<&str>) -> InitSystem {
         let root = tempfile::tempdir().expect("tempdir");
-        if systemd_runs {
+        if systemd_dir {
             std::fs::create_dir_all(root.path().join("run/systemd/system")).expect("mkdir");
+        }
+        if let Some(comm) = pid1 {
+            std::fs::create_dir_all(root.path().join("proc/1")).expect("mkdir");
+            std::fs::write(root.path().join("proc/1/comm"), format!("{comm}\n")).expect("comm");
         }
         let files: BTreeMap<String, String> = inittab
             .map(|t| ("/etc/inittab".to_string(), t.to_string()))
@@ -196,20 +204,34 @@ mod tests {
 
     #[test]
     fn an_inittab_with_a_default_runlevel_is_sysv_init() {
-        assert_eq!(init_of(Some(CENTOS5), false), InitSystem::Sysv);
+        assert_eq!(init_of(Some(CENTOS5), false, None), InitSystem::Sysv);
+        assert_eq!(
+            init_of(Some(CENTOS5), false, Some("init")),
+            InitSystem::Sysv
+        );
+    }
+
+    #[test]
+    fn sysv_init_after_a_systemd_initramfs_is_still_sysv_init() {
+        // dracut's systemd initramfs leaves /run/systemd/system behind when it hands over.
+        assert_eq!(init_of(Some(CENTOS5), true, Some("init")), InitSystem::Sysv);
     }
 
     #[test]
     fn systemd_running_wins_over_an_inittab_kept_from_sysvinit_days() {
-        assert_eq!(init_of(Some(CENTOS5), true), InitSystem::Systemd);
+        assert_eq!(
+            init_of(Some(CENTOS5), false, Some("systemd")),
+            InitSystem::Systemd
+        );
+        assert_eq!(init_of(Some(CENTOS5), true, None), InitSystem::Systemd);
     }
 
     #[test]
     fn an_inittab_of_comments_or_none_is_systemd() {
-        assert_eq!(init_of(Some(CENTOS7), false), InitSystem::Systemd);
-        assert_eq!(init_of(None, false), InitSystem::Systemd);
+        assert_eq!(init_of(Some(CENTOS7), false, None), InitSystem::Systemd);
+        assert_eq!(init_of(None, false, Some("init")), InitSystem::Systemd);
         assert_eq!(
-            init_of(Some("#id:3:initdefault:\n"), false),
+            init_of(Some("#id:3:initdefault:\n"), false, None),
             InitSystem::Systemd
         );
     }

@@ -125,7 +125,7 @@ pub fn start_convert_with(vm: &mut Vm, b: &Disk, extra: &str) -> Result<()> {
     // A convert that fails powers the guest off, so the lab sees it at once (with the error
     // on the console) instead of waiting for a reboot that never comes.
     vm.spawn(&format!(
-        "{GUEST_BIN} convert --target {} --yes {extra} || {{ echo XENRAID-CONVERT-FAILED; systemctl poweroff; }}",
+        "{GUEST_BIN} convert --target {} --yes {extra} || {{ echo XENRAID-CONVERT-FAILED; poweroff; }}",
         b.by_id()
     ))
 }
@@ -230,7 +230,7 @@ pub(super) fn assert_converted_with(
 
 /// Each disk alone, through the firmware: BIOS boots the only disk's boot code, UEFI the
 /// boot entry xenraid made for that disk (the variable store is the run's own).
-fn boot_each_disk_alone_as(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<()> {
+pub(super) fn boot_each_disk_alone_as(ctx: &mut Ctx, p: &Pair, want: &Expect) -> Result<()> {
     // OVMF deletes boot entries whose disk is absent (QemuBootOrderLib prunes unmatched HD()
     // entries); real firmware keeps them. Each lone boot starts from the converted store.
     let vars = ctx.dir.join("uefi-vars.fd");

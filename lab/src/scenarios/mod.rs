@@ -19,6 +19,7 @@ mod package;
 mod replace;
 mod scrub;
 mod seeds;
+mod sysv;
 pub mod xenraid;
 
 pub struct Scenario {
@@ -108,6 +109,12 @@ pub fn all() -> Vec<Scenario> {
             core: false,
             about: "disk order swapped between the phases: the original (by serial) is repartitioned",
             run: convert::convert_swapped,
+        },
+        Scenario {
+            name: "convert-xs65-sysv",
+            core: false,
+            about: "issue 5: convert on xs65-bios switched to SysV init (6.5's CentOS 5 dom0 has no systemd): the resume starts from the copy's inittab, the finish removes the entry, each disk boots alone",
+            run: sysv::convert_xs65_sysv,
         },
         Scenario {
             name: "convert-swapped-xs65",
