@@ -6,6 +6,7 @@
 use super::convert::{assert_converted_as, boot_each_disk_alone_as, pair_of, start_convert, XS65};
 use super::xenraid::{install, GUEST_BIN};
 use super::Ctx;
+use crate::vm::Vm;
 use anyhow::{bail, ensure, Context, Result};
 use std::fs;
 use std::path::PathBuf;
@@ -44,8 +45,13 @@ if lsinitrd "/boot/initrd-$kver.img" | grep -q 'systemd-journald$'; then
 fi
 "#;
 
-const RUNS_SYSV: &str =
-    r#"test ! -d /run/systemd/system && test "$(readlink /proc/1/exe)" = /sbin/init && runlevel"#;
+/// PID 1 is sysvinit's (`init`; systemd names itself `systemd`) and no systemd run directory
+/// is there; prints the runlevel.
+const RUNS_SYSV: &str = r#"comm=$(cat /proc/1/comm)
+if [ "$comm" != init ] || [ -d /run/systemd/system ]; then
+  echo "PID 1 is $comm; $(ls -d /run/systemd/system 2>&1)"; exit 1
+fi
+runlevel || true"#;
 
 /// The sysvinit packages, downloaded once into the lab cache with the host's apt (a bookworm
 /// host, like the guests' rootfs).
@@ -153,7 +159,57 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
             .context("the finish left the inittab entry")?;
         let status = vm.run(&format!("{GUEST_BIN} status"), MIN)?.stdout;
         eprint!("{status}");
+        doctor_keeps_the_monitor_running(&mut vm)?;
         vm.shutdown(5 * MIN)
     })?;
     boot_each_disk_alone_as(ctx, &p, &XS65)
+}
+
+/// The monitor's pid once init runs it (its parent PID 1), other than `not`.
+fn monitor_pid(vm: &mut Vm, not: &str) -> Result<String> {
+    let script = format!(
+        r#"for i in $(seq 1 60); do
+  for pid in $(pgrep -f '^/usr/sbin/xenraid monitor'); do
+    [ "$pid" != "{not}" ] && [ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = 1 ] && {{ echo "$pid"; exit 0; }}
+  done
+  sleep 1
+done
+ps -ef; exit 1"#
+    );
+    Ok(vm
+        .run(&script, 2 * MIN)
+        .context("no xenraid monitor started by init")?
+        .stdout
+        .trim()
+        .to_string())
+}
+
+/// doctor under SysV init: the monitor fails with the inittab entry as its fix; `--fix` adds
+/// the entry and init starts the monitor, and starts it again when it is killed; doctor passes.
+fn doctor_keeps_the_monitor_running(vm: &mut Vm) -> Result<()> {
+    vm.put_text("/etc/xenraid/xenraid.toml", "[alert.xapi]\n")?;
+    vm.run(&format!("ln -sf {GUEST_BIN} /usr/sbin/xenraid"), MIN)?;
+    let doctor = |vm: &mut Vm, args: &str| -> Result<(i32, String)> {
+        let out = vm.run_status(&format!("{GUEST_BIN} doctor {args}"), 20 * MIN)?;
+        Ok((out.status, format!("{}{}", out.stdout, out.stderr)))
+    };
+    let (status, out) = doctor(vm, "")?;
+    let monitor_failed = out
+        .lines()
+        .any(|l| l.starts_with("FAIL") && l.contains("monitor"));
+    ensure!(
+        status == 4 && monitor_failed && out.contains("xm:2345:respawn:"),
+        "doctor must fail `monitor` with the inittab entry as its fix, exit {status}:\n{out}"
+    );
+    let (status, fixed) = doctor(vm, "--fix")?;
+    ensure!(status == 0, "doctor --fix left exit {status}:\n{fixed}");
+    let first = monitor_pid(vm, "")?;
+    vm.run(&format!("kill {first}"), MIN)?;
+    let second = monitor_pid(vm, &first)?;
+    let (status, after) = doctor(vm, "")?;
+    ensure!(status == 0, "after --fix doctor exits {status}:\n{after}");
+    eprintln!(
+        "[convert-xs65-sysv] doctor --fix: the monitor runs from inittab (pid {first}); killed, init started it again (pid {second}); doctor passes"
+    );
+    Ok(())
 }
