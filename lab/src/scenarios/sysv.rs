@@ -155,7 +155,7 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
         )
         .context("the resume did not complete")?;
         assert_converted_as(&mut vm, &p.image, &p.a, &XS65)?;
-        vm.run("! grep -q xenraid /etc/inittab", MIN)
+        vm.run("! grep -q 'xenraid resume' /etc/inittab", MIN)
             .context("the finish left the inittab entry")?;
         let status = vm.run(&format!("{GUEST_BIN} status"), MIN)?.stdout;
         eprint!("{status}");
