@@ -292,8 +292,13 @@ pub struct ResumeArgs {
     pub retry_boot: bool,
 
     /// Do not wait for the resync.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait")]
     pub no_wait: bool,
+
+    /// Wait for the resync even if the conversion was started with --no-wait (the resume
+    /// entry of a SysV-init host runs in the background and finishes the whole conversion).
+    #[arg(long)]
+    pub wait: bool,
 
     /// Stop before this step id, as if interrupted.
     #[arg(long, value_name = "STEP")]

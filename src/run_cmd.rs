@@ -190,7 +190,7 @@ pub fn resume(args: &ResumeArgs) -> anyhow::Result<i32> {
         }
         JournalState::InProgress => {}
     }
-    journal.options.no_wait |= args.no_wait;
+    journal.options.resume_waiting(args.no_wait, args.wait);
     if args.stop_before.is_some() {
         journal.options.stop_before = args.stop_before.clone();
     } else if journal.options.stop_before.as_deref() == journal.next_step().map(|r| r.id.as_str()) {

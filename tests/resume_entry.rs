@@ -52,8 +52,12 @@ fn on_65_the_entry_runs_once_after_the_runlevel_scripts_and_the_finish_restores_
         .find(|l| !l.starts_with('#'))
         .expect("an entry");
     // once: started in the background, so a resync of hours holds up no login; in every
-    // multi-user runlevel; after `l3:3:wait:/etc/rc.d/rc 3`, so after xapi has started.
-    assert_eq!(entry, "xr:2345:once:/var/lib/xenraid/xenraid resume --yes");
+    // multi-user runlevel; after `l3:3:wait:/etc/rc.d/rc 3`, so after xapi has started;
+    // --wait: being in the background it waits for the resync even after `convert --no-wait`.
+    assert_eq!(
+        entry,
+        "xr:2345:once:/var/lib/xenraid/xenraid resume --yes --wait"
+    );
     let rc = with_entry.find("l3:3:wait:").expect("rc 3");
     assert!(with_entry.find(entry).unwrap() > rc);
     assert_eq!(edit(&plan, "finish", "/etc/inittab"), original);

@@ -81,6 +81,18 @@ pub struct RunOptions {
     pub stop_before: Option<String>,
 }
 
+impl RunOptions {
+    /// `resume`'s say on the resync wait: `--no-wait` stops waiting from now on, `--wait`
+    /// waits again whatever the conversion was started with, neither keeps what it had.
+    pub fn resume_waiting(&mut self, no_wait: bool, wait: bool) {
+        if wait {
+            self.no_wait = false;
+        } else {
+            self.no_wait |= no_wait;
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     pub version: u32,
@@ -463,5 +475,20 @@ mod tests {
         fs::write(&path, "{ not json").unwrap();
         let err = JournalStore::new(&path).load().unwrap_err().to_string();
         assert!(err.contains("convert.json"), "{err}");
+    }
+
+    #[test]
+    fn resume_wait_overrides_a_no_wait_conversion_and_no_wait_sticks_otherwise() {
+        let mut o = RunOptions {
+            no_wait: true,
+            resync_speed: ResyncSpeed::Default,
+            stop_before: None,
+        };
+        o.resume_waiting(false, false);
+        assert!(o.no_wait, "a plain resume keeps --no-wait");
+        o.resume_waiting(false, true);
+        assert!(!o.no_wait, "--wait waits again");
+        o.resume_waiting(true, false);
+        assert!(o.no_wait);
     }
 }

@@ -17,9 +17,11 @@ pub const RESUME_UNIT_LINK: &str =
     "/etc/systemd/system/multi-user.target.wants/xenraid-resume.service";
 
 /// SysV hosts: init starts the resume from this inittab entry once the boot scripts are done
-/// (`once`: in the background, so a resync of hours holds up no login).
+/// (`once`: in the background, so a resync of hours holds up no login). Being in the
+/// background, it waits for the resync even after `convert --no-wait`: nobody has to run
+/// `resume` again for the steps that must wait for it (6.5's boot flag).
 pub const INITTAB: &str = "/etc/inittab";
-pub const INITTAB_ENTRY: &str = "xr:2345:once:/var/lib/xenraid/xenraid resume --yes";
+pub const INITTAB_ENTRY: &str = "xr:2345:once:/var/lib/xenraid/xenraid resume --yes --wait";
 const INITTAB_COMMENT: &str =
     "# xenraid: finish the RAID1 conversion after its reboot (removed when it finishes)";
 

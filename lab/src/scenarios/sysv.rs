@@ -126,7 +126,7 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
             .run(&format!("{GUEST_BIN} plan --target {}", p.b.by_id()), MIN)?
             .stdout;
         ensure!(
-            plan.contains("+xr:2345:once:/var/lib/xenraid/xenraid resume --yes")
+            plan.contains("+xr:2345:once:/var/lib/xenraid/xenraid resume --yes --wait")
                 && plan.contains("$ reboot")
                 && !plan.contains("xenraid-resume.service"),
             "the plan does not resume through inittab:\n{plan}"
@@ -136,7 +136,7 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
         vm.run(RUNS_SYSV, MIN)?;
         // init itself started the resume (its parent is PID 1), from the copy's inittab.
         let resume = vm.run(
-            "grep -q '^xr:2345:once:/var/lib/xenraid/xenraid resume --yes$' /etc/inittab && \
+            "grep -q '^xr:2345:once:/var/lib/xenraid/xenraid resume --yes --wait$' /etc/inittab && \
              pid=$(pgrep -f 'xenraid resume --yes' | head -1) && [ -n \"$pid\" ] && \
              ps -o ppid=,args= -p \"$pid\"",
             MIN,
