@@ -113,7 +113,7 @@ pub fn all() -> Vec<Scenario> {
         Scenario {
             name: "convert-xs65-sysv",
             core: false,
-            about: "issue 5: convert on xs65-bios switched to SysV init (6.5's CentOS 5 dom0 has no systemd): the resume starts from the copy's inittab, the finish removes the entry, each disk boots alone",
+            about: "issue 5: convert --no-wait on xs65-bios switched to SysV init (6.5's CentOS 5 dom0 has no systemd): the resume starts from the copy's inittab and waits for the resync, the finish removes the entry; doctor --fix runs the monitor from inittab; each disk boots alone",
             run: sysv::convert_xs65_sysv,
         },
         Scenario {

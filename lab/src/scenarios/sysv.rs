@@ -92,8 +92,9 @@ fn sysv_debs(ctx: &Ctx) -> Result<Vec<PathBuf>> {
     Ok(debs)
 }
 
-/// Convert on a 6.5 guest running SysV init: one reboot, the resume started by init from the
-/// copy's inittab, complete with every array [UU], the entry gone; each disk boots alone.
+/// Convert (with `--no-wait`) on a 6.5 guest running SysV init: one reboot, the resume started
+/// by init from the copy's inittab, waiting for the resync, complete with every array [UU],
+/// the entry gone; doctor keeps the monitor running from inittab; each disk boots alone.
 pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
     let p = ctx.phase("image", |c| pair_of(c, XS65.profile))?;
     let debs = sysv_debs(ctx)?;
@@ -131,7 +132,9 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
                 && !plan.contains("xenraid-resume.service"),
             "the plan does not resume through inittab:\n{plan}"
         );
-        start_convert(&mut vm, &p.b, "--resync-speed max")?;
+        // --no-wait: the resume entry waits for the resync all the same (it runs in the
+        // background), so 6.5's boot flag still moves only after it and nobody resumes by hand.
+        start_convert(&mut vm, &p.b, "--resync-speed max --no-wait")?;
         vm.wait_booted(60 * MIN)?;
         vm.run(RUNS_SYSV, MIN)?;
         // init itself started the resume (its parent is PID 1), from the copy's inittab.
@@ -155,6 +158,11 @@ pub fn convert_xs65_sysv(ctx: &mut Ctx) -> Result<()> {
         )
         .context("the resume did not complete")?;
         assert_converted_as(&mut vm, &p.image, &p.a, &XS65)?;
+        vm.run(
+            "! grep -q 'skipped: --no-wait' /var/lib/xenraid/convert.json",
+            MIN,
+        )
+        .context("the resume from inittab skipped the resync wait")?;
         vm.run("! grep -q 'xenraid resume' /etc/inittab", MIN)
             .context("the finish left the inittab entry")?;
         let status = vm.run(&format!("{GUEST_BIN} status"), MIN)?.stdout;
