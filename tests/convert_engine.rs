@@ -252,16 +252,8 @@ fn after_the_reboot_phase_two_runs_to_the_end_and_records_the_sr() {
         }
         journal.mark(&id, StepStatus::Done, None);
     }
-    let mut sys = Scripted::default();
-    sys.on_raid.set(true);
     // The point of no return's guards hold on a healthy RAID boot.
-    for step in journal.plan_steps() {
-        for action in &step.actions {
-            if let Action::Assert { check } = action {
-                sys.already.insert(key(check));
-            }
-        }
-    }
+    let sys = Scripted::on_raid_with_guards_holding(&journal);
     let outcome = run_plan(&sys, &store, &mut journal, &quiet).unwrap();
     assert_eq!(outcome, Outcome::Complete);
     assert_eq!(journal.state, JournalState::Complete);
@@ -325,15 +317,7 @@ fn without_systemd_the_copy_resumes_from_inittab_and_the_finish_takes_the_entry_
         "no systemd unit on a host without systemd"
     );
 
-    let mut sys = Scripted::default();
-    sys.on_raid.set(true);
-    for step in journal.plan_steps() {
-        for action in &step.actions {
-            if let Action::Assert { check } = action {
-                sys.already.insert(key(check));
-            }
-        }
-    }
+    let sys = Scripted::on_raid_with_guards_holding(&journal);
     assert_eq!(
         run_plan(&sys, &store, &mut journal, &quiet).unwrap(),
         Outcome::Complete

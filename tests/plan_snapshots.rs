@@ -2,25 +2,9 @@
 
 mod common;
 
+use common::plan_for;
 use xenraid::plan::render::render_plan;
-use xenraid::plan::{build_plan, Intent, Plan, Profile, SrChoice};
-
-fn plan_for(fixture: &str, target: &str) -> Plan {
-    let facts = common::facts(fixture);
-    let plan = build_plan(
-        &facts,
-        &Intent {
-            target: target.to_string(),
-            wipe_target: false,
-            sr: SrChoice::Create {
-                name_label: "Local storage".into(),
-            },
-            program: xenraid::plan::DEFAULT_PROGRAM.into(),
-        },
-    );
-    assert!(!plan.refused(), "{}", render_plan(&plan));
-    plan
-}
+use xenraid::plan::{Plan, Profile};
 
 fn snapshot(name: &str, plan: &Plan) {
     insta::assert_snapshot!(format!("{name}-text"), render_plan(plan));

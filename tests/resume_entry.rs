@@ -3,23 +3,8 @@
 
 mod common;
 
-use xenraid::plan::{build_plan, Action, Intent, Plan, SrChoice};
-
-fn plan_for(fixture: &str, target: &str) -> Plan {
-    let plan = build_plan(
-        &common::facts(fixture),
-        &Intent {
-            target: target.into(),
-            wipe_target: false,
-            sr: SrChoice::Create {
-                name_label: "Local storage".into(),
-            },
-            program: xenraid::plan::DEFAULT_PROGRAM.into(),
-        },
-    );
-    assert!(!plan.refused());
-    plan
-}
+use common::plan_for;
+use xenraid::plan::{Action, Plan};
 
 fn edit<'a>(plan: &'a Plan, step: &str, path: &str) -> &'a str {
     plan.phases

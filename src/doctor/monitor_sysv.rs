@@ -27,15 +27,7 @@ pub fn monitor_entry(inittab: &str) -> Option<&str> {
 
 /// The inittab with the monitor's entry appended.
 pub fn with_monitor_entry(inittab: &str) -> String {
-    let mut text = inittab.to_string();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(MONITOR_COMMENT);
-    text.push('\n');
-    text.push_str(MONITOR_ENTRY);
-    text.push('\n');
-    text
+    crate::plan::edits::with_lines_appended(inittab, &[MONITOR_COMMENT, MONITOR_ENTRY])
 }
 
 /// Whether a `xenraid monitor` process runs: /proc/<pid>/cmdline, argv[0] ending in

@@ -24,6 +24,20 @@ pub fn edit_action(path: &str, old: &str, new: &str) -> Action {
     }
 }
 
+/// `text` with `lines` appended, each on its own line (a last line without its newline first
+/// gets one).
+pub fn with_lines_appended(text: &str, lines: &[&str]) -> String {
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    for line in lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// Points every fstab line naming a mirrored filesystem or swap at the array's new UUID.
 /// `esp` is (old refs, new UUID) of the ESP, mounted `nofail` so a lost disk does not stop boot.
 pub fn rewrite_fstab(text: &str, arrays: &[ArraySpec], esp: Option<(&[String], &str)>) -> String {

@@ -28,15 +28,7 @@ const INITTAB_COMMENT: &str =
 /// The host's inittab with the resume entry appended last, after the `wait` entry of the
 /// runlevel's rc scripts: init starts it only once they have run (xapi is up by then).
 pub fn inittab_with_resume(inittab: &str) -> String {
-    let mut text = inittab.to_string();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(INITTAB_COMMENT);
-    text.push('\n');
-    text.push_str(INITTAB_ENTRY);
-    text.push('\n');
-    text
+    super::edits::with_lines_appended(inittab, &[INITTAB_COMMENT, INITTAB_ENTRY])
 }
 
 /// How the plan reboots the host.
@@ -93,11 +85,7 @@ pub(super) fn install_resume(ctx: &Ctx<'_>) -> Step {
             vec![writes(ctx.target)],
             vec![
                 program,
-                Action::EditFile {
-                    path: inittab.clone(),
-                    diff: super::edits::unified_diff(&inittab, &old, &new),
-                    new_content: new,
-                },
+                super::edits::edit_action(&inittab, &old, &new),
             ],
             DoneCheck::All {
                 checks: vec![
@@ -237,11 +225,7 @@ pub(super) fn finish(ctx: &Ctx<'_>) -> Step {
             "the conversion is complete: remove the inittab entry and the copy of xenraid it ran",
             vec![Writes::Nothing],
             vec![
-                Action::EditFile {
-                    path: INITTAB.into(),
-                    diff: super::edits::unified_diff(INITTAB, &with_entry, &old),
-                    new_content: old,
-                },
+                super::edits::edit_action(INITTAB, &with_entry, &old),
                 run(&["rm", "-f", RESUME_PROGRAM]),
             ],
             DoneCheck::Journal,

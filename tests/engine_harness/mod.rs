@@ -76,6 +76,22 @@ pub struct Scripted {
     pub resyncing: Cell<bool>,
 }
 
+impl Scripted {
+    /// Booted on the RAID copy, healthy: every guard of the point of no return holds.
+    pub fn on_raid_with_guards_holding(journal: &Journal) -> Scripted {
+        let mut sys = Scripted::default();
+        sys.on_raid.set(true);
+        for step in journal.plan_steps() {
+            for action in &step.actions {
+                if let Action::Assert { check } = action {
+                    sys.already.insert(key(check));
+                }
+            }
+        }
+        sys
+    }
+}
+
 /// Records every step up to and including `last` as done: a run resumed after that step.
 pub fn done_through(journal: &mut Journal, last: &str) {
     let ids: Vec<String> = journal.plan_steps().map(|s| s.id.clone()).collect();
